@@ -49,6 +49,7 @@ def run_main(main) -> None:
     try:
         code = main()
     except ScriptError as exc:
+        sys.stdout.flush()
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
@@ -175,15 +176,14 @@ def extract_sdist(sdist: Path, dest: Path) -> None:
         tar.extractall(dest, members=members, filter="data")
 
 
-def git_env(fixed_identity: bool = True) -> dict[str, str]:
-    """An environment in which git ignores the user's and system's config."""
+def git_env() -> dict[str, str]:
+    """
+    An environment in which git ignores the user's and system's config and
+    commits with the fixed identity, for the repositories under build/.
+    """
     env = dict(os.environ)
     env.update(GIT_CONFIG_GLOBAL="/dev/null", GIT_CONFIG_NOSYSTEM="1", LC_ALL="C")
-    if fixed_identity:
-        env.update(FIXED_IDENTITY)
-    else:
-        env.pop("GIT_AUTHOR_DATE", None)
-        env.pop("GIT_COMMITTER_DATE", None)
+    env.update(FIXED_IDENTITY)
     return env
 
 
