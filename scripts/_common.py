@@ -210,6 +210,11 @@ def git(
     return result
 
 
+def fork_test_apps() -> list[str]:
+    """Names of the fork's test apps (packages directly under tests/)."""
+    return sorted(path.parent.name for path in (ROOT / "tests").glob("*/__init__.py"))
+
+
 def is_ignored(name: str) -> bool:
     return name in IGNORED_NAMES or name.endswith(IGNORED_SUFFIXES)
 

@@ -25,7 +25,6 @@ from _common import (
     BUILD,
     FIXED_IDENTITY,
     PATCHES,
-    ROOT,
     TREE,
     UPSTREAM_TAG,
     VENDORED,
@@ -33,6 +32,7 @@ from _common import (
     copy_tree_atomically,
     extract_sdist,
     fetch_sdist,
+    fork_test_apps,
     git,
     patch_subject,
     patches_digest,
@@ -44,13 +44,6 @@ from _common import (
     vendored_edits,
     write_stamp,
 )
-
-
-def fork_test_apps() -> list[str]:
-    """Names of the fork's test apps (packages directly under tests/)."""
-    return sorted(
-        path.parent.name for path in (ROOT / "tests").glob("*/__init__.py")
-    )
 
 
 def unexported_edits() -> list[str]:

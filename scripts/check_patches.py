@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""
+Check the patch series as CI does: patches/series names each patch once and
+every patch file is listed; each patch has a subject, a body and the DEP-3
+trailers (Origin, Forwarded, Last-Update); none repeats the pinned version;
+the series applies to the pinned sdist with no fuzz (scripts/vendor.py); and
+exporting the result gives back patches/ byte for byte.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from _common import PATCHES, ScriptError, git, read_pin, read_series, run_main
+
+REQUIRED_TRAILERS = ("Origin", "Forwarded", "Last-Update")
+
+
+def check_series() -> list[str]:
+    problems = []
+    series = read_series()
+    seen = set()
+    for name in series:
+        if name in seen:
+            problems.append(f"patches/series lists {name} twice.")
+        seen.add(name)
+        if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)+\.patch", name):
+            problems.append(f"{name}: name it <concern>-<slug>.patch.")
+        if not (PATCHES / name).exists():
+            problems.append(f"patches/series lists {name}, which doesn't exist.")
+    for path in sorted(PATCHES.glob("*.patch")):
+        if path.name not in seen:
+            problems.append(f"patches/{path.name} is not listed in patches/series.")
+    return problems
+
+
+def check_patch(path: Path, version: str) -> list[str]:
+    text = path.read_text()
+    problems = []
+    header, _, _ = text.partition("\ndiff --git ")
+    message = header.split("\n\n", 1)
+    subject = re.search(r"^Subject: (.+)$", header, re.MULTILINE)
+    if not subject:
+        problems.append(f"{path.name}: no Subject.")
+    elif not subject.group(1).rstrip().endswith("."):
+        problems.append(f"{path.name}: end the subject with a period, as Django does.")
+    if len(message) < 2 or len(message[1].strip().splitlines()) < 4:
+        problems.append(f"{path.name}: the body must say what changed and why.")
+    body = message[1] if len(message) > 1 else ""
+    trailers = git("interpret-trailers", "--parse", cwd=PATCHES, input=body).stdout
+    found = {line.split(":", 1)[0] for line in trailers.splitlines()}
+    for trailer in REQUIRED_TRAILERS:
+        if trailer not in found:
+            problems.append(f"{path.name}: no '{trailer}:' trailer (DEP-3).")
+    if version in text:
+        problems.append(
+            f"{path.name}: mentions {version}; the version belongs in patches/UPSTREAM."
+        )
+    return problems
+
+
+def main() -> int:
+    argparse.ArgumentParser(description=__doc__).parse_args()
+    problems = check_series()
+    version = read_pin().version
+    for name in read_series():
+        if (PATCHES / name).exists():
+            problems.extend(check_patch(PATCHES / name, version))
+    for problem in problems:
+        print(problem)
+    if problems:
+        raise ScriptError(f"{len(problems)} problem(s) in patches/.")
+    print(f"patches/series: {len(read_series())} patches, each well formed.")
+
+    from export_patches import export
+    from vendor import vendor
+
+    vendor()
+    if export(check=True):
+        raise ScriptError(
+            "patches/ differs from a fresh export: run scripts/export_patches.py."
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

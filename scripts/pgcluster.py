@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""
+Run a command against throwaway PostgreSQL servers.
+
+    python scripts/pgcluster.py [--servers 2] -- COMMAND [ARGS...]
+
+Creates each server with initdb in a new temporary directory, listening on a
+Unix socket only (listen_addresses=''), with max_prepared_transactions > 0,
+as the 'postgres' user when run as root (initdb refuses root). COMMAND runs
+with MULTIDB_PGHOSTS set to the servers' socket directories, separated by
+os.pathsep; the servers are stopped and their directories removed when it
+ends, even when it fails or is interrupted. The exit status is COMMAND's.
+
+The server binaries (initdb, pg_ctl) are looked up in MULTIDB_PG_BINDIR, on
+PATH, then in /usr/lib/postgresql/*/bin. If MULTIDB_PGHOSTS is already set,
+COMMAND runs against those servers and nothing is created.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import ScriptError, run_main
+
+SERVER_SETTINGS = {
+    "listen_addresses": "''",
+    "max_prepared_transactions": "20",
+    "max_connections": "100",
+    # Throwaway servers: durability only costs time. --durable keeps it.
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+}
+
+
+def find_bindir() -> Path:
+    candidates = []
+    if os.environ.get("MULTIDB_PG_BINDIR"):
+        candidates.append(Path(os.environ["MULTIDB_PG_BINDIR"]))
+    on_path = shutil.which("initdb")
+    if on_path:
+        candidates.append(Path(os.path.realpath(on_path)).parent)
+    debian = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
+    )
+    candidates.extend(Path(p) for p in reversed(debian))
+    for bindir in candidates:
+        if (bindir / "initdb").exists() and (bindir / "pg_ctl").exists():
+            return bindir
+    raise ScriptError(
+        "PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or in "
+        "/usr/lib/postgresql/*/bin. Install them (Debian: apt-get install "
+        "postgresql), set MULTIDB_PG_BINDIR to their directory, or set "
+        "MULTIDB_PGHOSTS to the socket directories of running servers."
+    )
+
+
+class Cluster:
+    def __init__(self, bindir: Path, root: Path, name: str, as_user: str | None):
+        self.bindir = bindir
+        self.data = root / name / "data"
+        self.socket_dir = root / name / "socket"
+        self.log = root / name / "server.log"
+        self.as_user = as_user
+        self.started = False
+
+    def run(self, *args: str) -> None:
+        command = [str(self.bindir / args[0]), *args[1:]]
+        if self.as_user:
+            command = ["runuser", "-u", self.as_user, "--", *command]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode:
+            log = self.log.read_text() if self.log.exists() else ""
+            raise ScriptError(
+                f"{args[0]} failed:\n{result.stderr.strip() or result.stdout.strip()}"
+                + (f"\n{log.strip()}" if log else "")
+            )
+
+    def start(self, settings: dict[str, str]) -> None:
+        for path in (self.data.parent, self.socket_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        if self.as_user:
+            user = pwd.getpwnam(self.as_user)
+            for path in (self.data.parent, self.socket_dir):
+                os.chown(path, user.pw_uid, user.pw_gid)
+        # Clients of any user must reach the socket.
+        self.socket_dir.chmod(0o755)
+        self.run(
+            "initdb",
+            "--pgdata",
+            str(self.data),
+            "--username=postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        )
+        options = " ".join(f"-c {key}={value}" for key, value in settings.items())
+        options += f" -c unix_socket_directories='{self.socket_dir}'"
+        self.run(
+            "pg_ctl",
+            "start",
+            "--pgdata",
+            str(self.data),
+            "--wait",
+            "--log",
+            str(self.log),
+            "--options",
+            options,
+        )
+        self.started = True
+
+    def stop(self) -> None:
+        if self.started:
+            try:
+                self.run("pg_ctl", "stop", "--pgdata", str(self.data), "-m", "immediate")
+            except ScriptError as exc:
+                print(f"warning: {exc}", file=sys.stderr)
+            self.started = False
+
+
+def run_with_clusters(command: list[str], servers: int, durable: bool) -> int:
+    if os.environ.get("MULTIDB_PGHOSTS"):
+        print(f"Using the servers in MULTIDB_PGHOSTS={os.environ['MULTIDB_PGHOSTS']}")
+        return subprocess.run(command).returncode
+    bindir = find_bindir()
+    as_user = "postgres" if os.geteuid() == 0 else None
+    if as_user:
+        try:
+            pwd.getpwnam(as_user)
+        except KeyError:
+            raise ScriptError("running as root needs a 'postgres' user to run initdb.")
+    settings = dict(SERVER_SETTINGS)
+    if durable:
+        for key in ("fsync", "synchronous_commit", "full_page_writes"):
+            settings[key] = "on"
+    root = Path(tempfile.mkdtemp(prefix="multidb-pg-"))
+    root.chmod(0o755)
+    clusters = [Cluster(bindir, root, f"server{i}", as_user) for i in range(servers)]
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    started = time.monotonic()
+    try:
+        for cluster in clusters:
+            cluster.start(settings)
+        hosts = os.pathsep.join(str(c.socket_dir) for c in clusters)
+        print(
+            f"Started {servers} throwaway PostgreSQL server(s) from {bindir} in "
+            f"{time.monotonic() - started:.1f}s: {hosts}",
+            flush=True,
+        )
+        env = dict(os.environ, MULTIDB_PGHOSTS=hosts)
+        return subprocess.run(command, env=env).returncode
+    finally:
+        for cluster in clusters:
+            cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
+        print(f"Stopped and removed the throwaway server(s) in {root}.", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--servers", type=int, default=2, help="how many (default 2)")
+    parser.add_argument(
+        "--durable", action="store_true", help="keep fsync and synchronous_commit on"
+    )
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ...")
+    args = parser.parse_args()
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("give the command to run after --")
+    return run_with_clusters(command, args.servers, args.durable)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,329 @@
+#!/usr/bin/env python3
+"""
+Run Django's own test suite (runtests.py from the pinned sdist) against the
+patched tree and fail on any failure or error that pristine Django doesn't
+have on this machine.
+
+    python scripts/run_upstream.py [--db sqlite|postgres] [--subset] [LABELS...]
+
+Without labels the full suite runs; --subset runs the labels the series
+touches (the quick check while working). The pristine result for the same
+labels is read from tests/upstream_baseline.json; record it with
+--pristine --record. A failure that is new against the baseline is run once
+more on its own before the run is called red (some upstream tests are timing
+sensitive). --fork runs the fork's own test apps under runtests.py instead.
+
+As root, the suite runs without the capabilities that bypass file
+permissions (setpriv), so that upstream's permission tests behave as they do
+for a normal user. With --db postgres and no MULTIDB_PGHOSTS, a throwaway
+server is started with scripts/pgcluster.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import (
+    BUILD,
+    ROOT,
+    TREE,
+    ScriptError,
+    extract_sdist,
+    fetch_sdist,
+    fork_test_apps,
+    read_pin,
+    run_main,
+)
+
+BASELINE = ROOT / "tests" / "upstream_baseline.json"
+# The upstream labels the series touches.
+SUBSET = [
+    "backends",
+    "basic",
+    "cache",
+    "check_framework",
+    "db_utils",
+    "delete",
+    "invalid_models_tests",
+    "many_to_many",
+    "migrations",
+    "model_meta",
+    "model_options",
+    "multiple_database",
+    "order_with_respect_to",
+    "queries",
+    "schema",
+    "select_for_update",
+    "test_runner",
+    "transaction_hooks",
+    "transactions",
+    "version",
+]
+TIMEOUT = 75 * 60
+
+POSTGRES_SETTINGS = """\
+import os
+
+_host = os.environ["MULTIDB_PGHOSTS"].split(os.pathsep)[0]
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": _host,
+        "USER": "postgres",
+        "NAME": "django",
+    },
+    "other": {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": _host,
+        "USER": "postgres",
+        "NAME": "django2",
+    },
+}
+SECRET_KEY = "django_tests_secret_key"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+USE_TZ = False
+"""
+
+_PROBLEM = re.compile(
+    r"^(FAIL|ERROR|UNEXPECTED SUCCESS): (\S+)(?: \(([^)\s]+)\))?", re.MULTILINE
+)
+_RAN = re.compile(r"^Ran (\d+) tests? in ([\d.]+)s$", re.MULTILINE)
+_OUTCOME = re.compile(r"^(OK|FAILED)(?: \((.*)\))?$", re.MULTILINE)
+
+
+def parse_output(text: str) -> dict:
+    """Counts and failing test ids from runtests.py's output."""
+    ran = _RAN.findall(text)
+    outcomes = _OUTCOME.findall(text)
+    if not ran or not outcomes:
+        raise ScriptError("runtests.py ended without a test summary (see the log).")
+    counts = {}
+    for part in outcomes[-1][1].split(", ") if outcomes[-1][1] else []:
+        key, _, value = part.partition("=")
+        counts[key.replace(" ", "_")] = int(value)
+    problems = set()
+    for kind, name, test_id in _PROBLEM.findall(text):
+        problems.add(test_id or name)
+    return {
+        "tests": int(ran[-1][0]),
+        "seconds": round(float(ran[-1][1])),
+        "skipped": counts.get("skipped", 0),
+        "expected_failures": counts.get("expected_failures", 0),
+        "failures": sorted(problems),
+    }
+
+
+def prepare_tree(pristine: bool) -> Path:
+    """The directory holding django/ and tests/ to run."""
+    if not pristine:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from vendor import vendor
+
+        vendor()
+        return TREE
+    pin = read_pin()
+    path = BUILD / "pristine" / pin.version
+    if not (path / "tests" / "runtests.py").exists():
+        if path.exists():
+            shutil.rmtree(path)
+        extract_sdist(fetch_sdist(pin), path)
+    return path
+
+
+def link_fork_apps(tree: Path) -> list[str]:
+    apps = fork_test_apps()
+    for app in apps:
+        link = tree / "tests" / app
+        if link.is_symlink() or link.exists():
+            if not link.is_symlink():
+                raise ScriptError(f"{link} exists and is not the fork's test app.")
+            link.unlink()
+        link.symlink_to(ROOT / "tests" / app)
+    return apps
+
+
+def runtests(
+    tree: Path,
+    labels: list[str],
+    settings: str,
+    pythonpath: list[Path],
+    parallel: int,
+    log: Path,
+) -> dict:
+    command = [
+        sys.executable,
+        "runtests.py",
+        f"--settings={settings}",
+        f"--parallel={parallel}",
+        "--noinput",
+        *labels,
+    ]
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        command = [
+            "setpriv",
+            "--bounding-set=-dac_override,-dac_read_search",
+            "--",
+            *command,
+        ]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(map(str, pythonpath)))
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    print(f"$ cd {tree / 'tests'} && {' '.join(command)}", flush=True)
+    with open(log, "w", encoding="utf-8") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=tree / "tests",
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            encoding="utf-8",
+            errors="replace",
+        )
+        deadline = time.monotonic() + TIMEOUT
+        for line in process.stdout:
+            out.write(line)
+            sys.stdout.write(line)
+            if time.monotonic() > deadline:
+                process.kill()
+                raise ScriptError(f"runtests.py ran over {TIMEOUT // 60} minutes.")
+        process.wait()
+    return parse_output(log.read_text(errors="replace"))
+
+
+def load_baseline() -> dict:
+    return json.loads(BASELINE.read_text()) if BASELINE.exists() else {}
+
+
+def known_failures(baseline: dict, db: str) -> set[str]:
+    known = set()
+    for key, entry in baseline.items():
+        if key.split("/")[0] == db:
+            known.update(entry["failures"])
+            known.update(entry.get("flaky", []))
+    return known
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("labels", nargs="*", help="test labels (default: all)")
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--subset", action="store_true", help="the series' labels")
+    parser.add_argument(
+        "--fork", action="store_true", help="run the fork's test apps instead"
+    )
+    parser.add_argument(
+        "--pristine", action="store_true", help="run unpatched Django instead"
+    )
+    parser.add_argument(
+        "--record", action="store_true", help="with --pristine: write the baseline"
+    )
+    parser.add_argument("--parallel", type=int, default=2)
+    args = parser.parse_args()
+    if args.record and not args.pristine:
+        parser.error("--record needs --pristine: the baseline is pristine Django's")
+
+    if args.db == "postgres" and not os.environ.get("MULTIDB_PGHOSTS"):
+        from pgcluster import run_with_clusters
+
+        return run_with_clusters([sys.executable, *sys.argv], 2, durable=False)
+
+    tree = prepare_tree(args.pristine)
+    labels = list(args.labels) or (SUBSET if args.subset else [])
+    pythonpath = [tree]
+    settings_dir = Path(tempfile.mkdtemp(prefix="multidb-settings-"))
+    try:
+        if args.fork:
+            if args.pristine:
+                parser.error("--fork runs the fork's own tests on the patched tree")
+            apps = link_fork_apps(tree)
+            labels = labels or apps
+            pythonpath.append(ROOT / "tests")
+            settings = f"settings_{args.db}"
+        elif args.db == "postgres":
+            (settings_dir / "multidb_upstream_postgres.py").write_text(
+                POSTGRES_SETTINGS
+            )
+            pythonpath.append(settings_dir)
+            settings = "multidb_upstream_postgres"
+        else:
+            settings = "test_sqlite"
+        which = "pristine" if args.pristine else "fork" if args.fork else "patched"
+        log = BUILD / f"upstream-{args.db}-{which}.log"
+        result = runtests(tree, labels, settings, pythonpath, args.parallel, log)
+    finally:
+        shutil.rmtree(settings_dir, ignore_errors=True)
+
+    key = f"{args.db}/" + (
+        "fork" if args.fork else "subset" if labels == SUBSET else " ".join(labels) or "full"
+    )
+    print(
+        f"\n{which} Django, {key}: {result['tests']} tests in {result['seconds']}s, "
+        f"{len(result['failures'])} failing, {result['skipped']} skipped. Log: {log}"
+    )
+    baseline = load_baseline()
+    if args.record:
+        result.update(
+            recorded=time.strftime("%Y-%m-%d"),
+            django=read_pin().version,
+            python=platform.python_version(),
+            as_root=os.geteuid() == 0,
+        )
+        baseline[key] = result
+        BASELINE.write_text(json.dumps(baseline, indent=2, sort_keys=True) + "\n")
+        print(f"Recorded the pristine baseline for {key} in {BASELINE.relative_to(ROOT)}.")
+        return 0
+    if args.fork:
+        return 1 if result["failures"] else 0
+    return compare(result, baseline, key, args, tree, settings, pythonpath)
+
+
+def compare(result, baseline, key, args, tree, settings, pythonpath) -> int:
+    known = known_failures(baseline, args.db)
+    new = [test for test in result["failures"] if test not in known]
+    status = 0
+    if new:
+        print(f"\n{len(new)} failing test(s) not in the pristine baseline; rerunning:")
+        rerun = runtests(
+            tree,
+            new,
+            settings,
+            pythonpath,
+            1,
+            BUILD / f"upstream-{args.db}-rerun.log",
+        )
+        still = [test for test in new if test in rerun["failures"]]
+        if rerun["tests"] == 0:
+            still = new
+        for test in new:
+            print(f"  {'FAILS AGAIN' if test in still else 'passed on rerun'}: {test}")
+        if still:
+            status = 1
+    entry = baseline.get(key)
+    if entry is None:
+        print(f"No pristine baseline for {key}: compared with known failures only.")
+    else:
+        print(
+            f"Pristine baseline for {key}: {entry['tests']} tests, "
+            f"{entry['skipped']} skipped, failing: {entry['failures'] or 'none'}."
+        )
+        if result["tests"] < entry["tests"]:
+            print(f"The patched tree ran fewer tests than pristine ({result['tests']}).")
+            status = 1
+    print("New failures versus pristine: " + ("yes" if status else "none") + ".")
+    return status
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,21 @@
+"""Settings for the fork's tests on SQLite (test databases live in memory)."""
+
+DATABASES = {
+    "default": {"ENGINE": "django.db.backends.sqlite3"},
+    "a": {"ENGINE": "django.db.backends.sqlite3"},
+    "b": {"ENGINE": "django.db.backends.sqlite3"},
+}
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "multiple_databases",
+]
+
+SECRET_KEY = "django_multidb_tests_secret_key"
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+
+USE_TZ = False
