@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""
+The main job: build the drop-in ./django (scripts/vendor.py) and show the
+fork's features at work on its embedded default, SQLite, with three
+databases ('default', 'a', 'b') in a temporary directory that is removed at
+the end. Each feature of the series adds a section here as it lands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from _common import ROOT, run_main
+from vendor import vendor
+
+
+def show(expression: str, namespace: dict) -> None:
+    """Print an expression and what it gives, like an interactive session."""
+    print(f">>> {expression}")
+    try:
+        value = eval(expression, namespace)
+    except Exception as exc:
+        print(f"{type(exc).__module__}.{type(exc).__name__}: {exc}")
+    else:
+        if value is not None:
+            print(repr(value))
+
+
+def configure(directory: Path) -> None:
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        DATABASES={
+            alias: {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": str(directory / f"{alias}.sqlite3"),
+            }
+            for alias in ("default", "a", "b")
+        },
+        INSTALLED_APPS=["django.contrib.contenttypes"],
+        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+        USE_TZ=True,
+    )
+    django.setup()
+
+
+def section(title: str) -> None:
+    print(f"\n== {title}")
+
+
+def demo_version(namespace: dict) -> None:
+    section("Version: the fork says what it is")
+    show("django.get_version()", namespace)
+    show("django.VERSION", namespace)
+
+
+def demo_connections(namespace: dict) -> None:
+    section("Connections: a missing alias is a clear configuration error")
+    show("list(connections)", namespace)
+    show("connections['missing']", namespace)
+    show("issubclass(ConnectionDoesNotExist, ImproperlyConfigured)", namespace)
+    show("ContentType.objects.using('nope').count()", namespace)
+
+
+def main() -> int:
+    argparse.ArgumentParser(description=__doc__).parse_args()
+    vendor()
+    sys.path.insert(0, str(ROOT))
+    with tempfile.TemporaryDirectory(prefix="multidb-demo-") as tmp:
+        configure(Path(tmp))
+        import django
+        from django.contrib.contenttypes.models import ContentType
+        from django.core.exceptions import ImproperlyConfigured
+        from django.db import connections
+        from django.utils.connection import ConnectionDoesNotExist
+
+        namespace = {
+            "django": django,
+            "connections": connections,
+            "ContentType": ContentType,
+            "ConnectionDoesNotExist": ConnectionDoesNotExist,
+            "ImproperlyConfigured": ImproperlyConfigured,
+        }
+        print(f"\nDjango from {Path(django.__file__).parent}, SQLite files in {tmp}")
+        demo_version(namespace)
+        demo_connections(namespace)
+        connections.close_all()
+    print("\nDemo finished.")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
