@@ -34,7 +34,8 @@ def package_layout():
             dirnames[:] = [
                 d
                 for d in dirnames
-                if d != "__pycache__" and not (Path(dirpath) / d / "__init__.py").exists()
+                if d != "__pycache__"
+                and not (Path(dirpath) / d / "__init__.py").exists()
             ]
             for name in filenames:
                 if not name.endswith((".py", ".pyc")):

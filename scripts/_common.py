@@ -291,7 +291,9 @@ def vendored_edits() -> list[str]:
 
 def copy_tree_atomically(src: Path, dest: Path) -> None:
     """Replace dest with a copy of src; dest is never left half-written."""
-    ignore = shutil.ignore_patterns(*IGNORED_NAMES, *(f"*{s}" for s in IGNORED_SUFFIXES))
+    ignore = shutil.ignore_patterns(
+        *IGNORED_NAMES, *(f"*{s}" for s in IGNORED_SUFFIXES)
+    )
     new = dest.with_name(dest.name + ".new")
     old = dest.with_name(dest.name + ".old")
     for leftover in (new, old):

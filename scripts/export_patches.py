@@ -125,9 +125,7 @@ def export(into: str | None = None, check: bool = False) -> int:
         raise ScriptError("build/tree doesn't exist: run scripts/vendor.py first.")
     series = read_series()
     if check:
-        if vendored_edits() or git(
-            "status", "--porcelain", cwd=TREE
-        ).stdout.strip():
+        if vendored_edits() or git("status", "--porcelain", cwd=TREE).stdout.strip():
             print("./django or build/tree has edits that patches/ doesn't hold.")
             return 1
     else:
@@ -145,9 +143,7 @@ def export(into: str | None = None, check: bool = False) -> int:
             if not check:
                 path.write_text(text)
     listed = set(series)
-    unlisted = sorted(
-        p.name for p in PATCHES.glob("*.patch") if p.name not in listed
-    )
+    unlisted = sorted(p.name for p in PATCHES.glob("*.patch") if p.name not in listed)
     for name in unlisted:
         print(f"patches/{name} is not listed in patches/series.")
     if check:

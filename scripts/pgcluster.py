@@ -124,7 +124,9 @@ class Cluster:
     def stop(self) -> None:
         if self.started:
             try:
-                self.run("pg_ctl", "stop", "--pgdata", str(self.data), "-m", "immediate")
+                self.run(
+                    "pg_ctl", "stop", "--pgdata", str(self.data), "-m", "immediate"
+                )
             except ScriptError as exc:
                 print(f"warning: {exc}", file=sys.stderr)
             self.started = False

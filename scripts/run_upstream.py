@@ -179,20 +179,20 @@ def runtests(
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(map(str, pythonpath)))
     env.pop("DJANGO_SETTINGS_MODULE", None)
     print(f"$ cd {tree / 'tests'} && {' '.join(command)}", flush=True)
-    with open(log, "w", encoding="utf-8") as out:
+    with open(log, "wb") as out:
         process = subprocess.Popen(
             command,
             cwd=tree / "tests",
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            encoding="utf-8",
-            errors="replace",
         )
         deadline = time.monotonic() + TIMEOUT
-        for line in process.stdout:
-            out.write(line)
-            sys.stdout.write(line)
+        # Stream in chunks: runtests.py prints progress dots without newlines.
+        while chunk := os.read(process.stdout.fileno(), 65536):
+            out.write(chunk)
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
             if time.monotonic() > deadline:
                 process.kill()
                 raise ScriptError(f"runtests.py ran over {TIMEOUT // 60} minutes.")
@@ -265,9 +265,12 @@ def main() -> int:
     finally:
         shutil.rmtree(settings_dir, ignore_errors=True)
 
-    key = f"{args.db}/" + (
-        "fork" if args.fork else "subset" if labels == SUBSET else " ".join(labels) or "full"
-    )
+    if args.fork:
+        key = f"{args.db}/fork"
+    elif labels == SUBSET:
+        key = f"{args.db}/subset"
+    else:
+        key = f"{args.db}/" + (" ".join(labels) or "full")
     print(
         f"\n{which} Django, {key}: {result['tests']} tests in {result['seconds']}s, "
         f"{len(result['failures'])} failing, {result['skipped']} skipped. Log: {log}"
@@ -282,7 +285,7 @@ def main() -> int:
         )
         baseline[key] = result
         BASELINE.write_text(json.dumps(baseline, indent=2, sort_keys=True) + "\n")
-        print(f"Recorded the pristine baseline for {key} in {BASELINE.relative_to(ROOT)}.")
+        print(f"Recorded the pristine baseline for {key} in {BASELINE.name}.")
         return 0
     if args.fork:
         return 1 if result["failures"] else 0
@@ -319,7 +322,9 @@ def compare(result, baseline, key, args, tree, settings, pythonpath) -> int:
             f"{entry['skipped']} skipped, failing: {entry['failures'] or 'none'}."
         )
         if result["tests"] < entry["tests"]:
-            print(f"The patched tree ran fewer tests than pristine ({result['tests']}).")
+            print(
+                f"The patched tree ran fewer tests ({result['tests']}) than pristine."
+            )
             status = 1
     print("New failures versus pristine: " + ("yes" if status else "none") + ".")
     return status
