@@ -142,14 +142,23 @@ def prepare_tree(pristine: bool) -> Path:
 
 
 def link_fork_apps(tree: Path) -> list[str]:
+    """
+    Link the fork's test apps into the upstream tests/ directory, where
+    runtests.py finds test apps, keeping the links out of git's sight.
+    """
     apps = fork_test_apps()
+    exclude = tree / ".git" / "info" / "exclude"
+    excluded = exclude.read_text().splitlines()
     for app in apps:
         link = tree / "tests" / app
-        if link.is_symlink() or link.exists():
-            if not link.is_symlink():
-                raise ScriptError(f"{link} exists and is not the fork's test app.")
+        if link.is_symlink():
             link.unlink()
+        elif link.exists():
+            raise ScriptError(f"{link} exists and is not the fork's test app.")
         link.symlink_to(ROOT / "tests" / app)
+        if f"/tests/{app}" not in excluded:
+            excluded.append(f"/tests/{app}")
+    exclude.write_text("\n".join(excluded) + "\n")
     return apps
 
 

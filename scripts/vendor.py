@@ -32,7 +32,6 @@ from _common import (
     copy_tree_atomically,
     extract_sdist,
     fetch_sdist,
-    fork_test_apps,
     git,
     patch_subject,
     patches_digest,
@@ -104,10 +103,8 @@ def build_tree(series: list[str]) -> None:
     # Commits a developer makes there get the same identity as the series.
     git("config", "user.name", FIXED_IDENTITY["GIT_AUTHOR_NAME"], cwd=new)
     git("config", "user.email", FIXED_IDENTITY["GIT_AUTHOR_EMAIL"], cwd=new)
-    # run_upstream.py links the fork's test apps into tests/.
-    (new / ".git" / "info" / "exclude").write_text(
-        "".join(f"/tests/{app}\n" for app in fork_test_apps())
-    )
+    # Running the tests here leaves bytecode behind.
+    (new / ".git" / "info" / "exclude").write_text("__pycache__/\n*.py[co]\n")
     git("add", "--all", "--force", cwd=new)
     git("commit", "--quiet", "--no-verify", "-m", f"Django {pin.version}", cwd=new)
     git("tag", UPSTREAM_TAG, cwd=new)

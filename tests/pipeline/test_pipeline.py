@@ -1,0 +1,242 @@
+"""
+Tests of the patch-series scripts, run as a user runs them: on a freshly
+extracted copy of the pinned sdist and on a scratch copy of this repository.
+"""
+
+import filecmp
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ROOT / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+
+from _common import extract_sdist, fetch_sdist, read_pin, read_series  # noqa: E402
+
+GIT_ENV = {
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+
+
+def run(*args, cwd=ROOT, env=None):
+    import os
+
+    return subprocess.run(
+        [sys.executable, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def git(*args, cwd):
+    import os
+
+    return subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **GIT_ENV},
+    ).stdout
+
+
+def same_trees(a: Path, b: Path) -> bool:
+    """True when both trees hold the same files with the same bytes."""
+    comparison = filecmp.dircmp(a, b, ignore=[".git"])
+    pending = [comparison]
+    while pending:
+        current = pending.pop()
+        if current.left_only or current.right_only or current.funny_files:
+            return False
+        _, mismatch, errors = filecmp.cmpfiles(
+            current.left, current.right, current.common_files, shallow=False
+        )
+        if mismatch or errors:
+            return False
+        pending.extend(current.subdirs.values())
+    return True
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sdist") / "django"
+    extract_sdist(fetch_sdist(read_pin()), path)
+    return path
+
+
+@pytest.fixture
+def checkout(pristine, tmp_path):
+    path = tmp_path / "django"
+    shutil.copytree(pristine, path, symlinks=True)
+    return path
+
+
+def test_check_reports_every_patch(checkout, pristine):
+    result = run(SCRIPTS / "apply_patches.py", "--check", checkout)
+    assert result.returncode == 0, result.stderr
+    for name in read_series():
+        assert f"{name}: applies" in result.stdout
+    assert same_trees(checkout, pristine)
+
+
+def test_apply_then_reverse_restores_the_tree(checkout, pristine):
+    result = run(SCRIPTS / "apply_patches.py", checkout)
+    assert result.returncode == 0, result.stderr
+    assert not same_trees(checkout, pristine)
+    assert "+multidb." in (checkout / "django" / "utils" / "version.py").read_text()
+    result = run(SCRIPTS / "apply_patches.py", "--reverse", checkout)
+    assert result.returncode == 0, result.stderr
+    assert same_trees(checkout, pristine)
+
+
+def test_already_applied_series_is_refused(checkout, tmp_path):
+    assert run(SCRIPTS / "apply_patches.py", checkout).returncode == 0
+    applied = tmp_path / "applied"
+    shutil.copytree(checkout, applied, symlinks=True)
+    result = run(SCRIPTS / "apply_patches.py", checkout)
+    assert result.returncode == 1
+    assert "the series is already applied to" in result.stderr
+    assert same_trees(checkout, applied)
+
+
+def test_reverse_without_the_series_is_refused(checkout, pristine):
+    result = run(SCRIPTS / "apply_patches.py", "--reverse", checkout)
+    assert result.returncode == 1
+    assert "the series isn't applied to" in result.stderr
+    assert same_trees(checkout, pristine)
+
+
+def test_other_django_version_is_refused(checkout):
+    init = checkout / "django" / "__init__.py"
+    init.write_text(init.read_text().replace("VERSION = (5, 2,", "VERSION = (5, 1,"))
+    before = init.read_text()
+    result = run(SCRIPTS / "apply_patches.py", checkout)
+    assert result.returncode == 1
+    assert "holds Django 5.1." in result.stderr
+    assert "the series is for Django 5.2.x" in result.stderr
+    assert init.read_text() == before
+
+
+def test_not_a_django_tree_is_refused(tmp_path):
+    result = run(SCRIPTS / "apply_patches.py", tmp_path)
+    assert result.returncode == 1
+    assert "is not a Django source tree" in result.stderr
+
+
+def test_git_checkout_gets_one_commit_per_patch(checkout, pristine):
+    git("init", "--quiet", cwd=checkout)
+    git("add", "--all", "--force", cwd=checkout)
+    git("commit", "--quiet", "-m", "Django", cwd=checkout)
+    result = run(SCRIPTS / "apply_patches.py", checkout, env=GIT_ENV)
+    assert result.returncode == 0, result.stderr
+    log = git("log", "--format=%s", cwd=checkout).splitlines()
+    assert len(log) == len(read_series()) + 1
+    assert log[-1] == "Django"
+    assert git("status", "--porcelain", cwd=checkout) == ""
+    result = run(SCRIPTS / "apply_patches.py", "--reverse", checkout, env=GIT_ENV)
+    assert result.returncode == 0, result.stderr
+    log = git("log", "--format=%s", cwd=checkout).splitlines()
+    assert log[0].startswith('Reverted "')
+    assert len(log) == 2 * len(read_series()) + 1
+    assert same_trees(checkout, pristine)
+
+
+def test_dirty_git_checkout_is_refused(checkout):
+    git("init", "--quiet", cwd=checkout)
+    git("add", "--all", "--force", cwd=checkout)
+    git("commit", "--quiet", "-m", "Django", cwd=checkout)
+    readme = checkout / "README.rst"
+    readme.write_text(readme.read_text() + "local change\n")
+    result = run(SCRIPTS / "apply_patches.py", checkout, env=GIT_ENV)
+    assert result.returncode == 1
+    assert "has uncommitted changes" in result.stderr
+    assert git("log", "--format=%s", cwd=checkout).splitlines() == ["Django"]
+
+
+@pytest.fixture
+def repo(tmp_path):
+    """A scratch copy of this repository sharing the cached sdist."""
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    for name in ("scripts", "patches", "tests"):
+        shutil.copytree(
+            ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    sdist = fetch_sdist(read_pin())
+    (copy / "build" / "sdist").mkdir(parents=True)
+    shutil.copy(sdist, copy / "build" / "sdist" / sdist.name)
+    return copy
+
+
+def test_vendor_export_round_trip(repo):
+    result = run(repo / "scripts" / "vendor.py")
+    assert result.returncode == 0, result.stderr
+    assert (repo / "django" / "__init__.py").exists()
+    result = run(repo / "scripts" / "vendor.py")
+    assert "./django is up to date" in result.stdout
+    result = run(repo / "scripts" / "export_patches.py", "--check")
+    assert result.returncode == 0, result.stdout
+    result = run(repo / "scripts" / "export_patches.py")
+    assert result.returncode == 0, result.stderr
+    assert "0 changed" in result.stdout
+    for name in read_series():
+        assert (repo / "patches" / name).read_bytes() == (
+            ROOT / "patches" / name
+        ).read_bytes()
+
+
+def test_edits_are_exported_into_a_patch(repo):
+    assert run(repo / "scripts" / "vendor.py").returncode == 0
+    connection = repo / "django" / "utils" / "connection.py"
+    connection.write_text(connection.read_text() + "\n# An edit.\n")
+    assert run(repo / "scripts" / "export_patches.py", "--check").returncode == 1
+    result = run(repo / "scripts" / "vendor.py")
+    assert result.returncode == 1
+    assert "./django was edited (utils/connection.py" in result.stderr
+    last = read_series()[-1]
+    result = run(repo / "scripts" / "export_patches.py")
+    assert result.returncode == 0, result.stderr
+    assert f"Folded the edits into {last}." in result.stdout
+    assert "+# An edit." in (repo / "patches" / last).read_text()
+    # A fresh build from the exported patches has the edit.
+    assert run(repo / "scripts" / "vendor.py", "--force").returncode == 0
+    assert connection.read_text().endswith("# An edit.\n")
+
+
+def test_a_patch_that_does_not_apply_leaves_django_alone(repo):
+    assert run(repo / "scripts" / "vendor.py").returncode == 0
+    before = (repo / "django" / "utils" / "connection.py").read_text()
+    broken = repo / "patches" / "connections-broken.patch"
+    broken.write_text(
+        "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
+        "From: Test <test@example.com>\n"
+        "Subject: Broke things.\n\n"
+        "diff --git a/django/utils/connection.py b/django/utils/connection.py\n"
+        "--- a/django/utils/connection.py\n"
+        "+++ b/django/utils/connection.py\n"
+        "@@ -1,3 +1,3 @@\n"
+        "-this line is not in the file\n"
+        "+nor is this one\n"
+        " from asgiref.local import Local\n"
+        " \n"
+    )
+    series = repo / "patches" / "series"
+    series.write_text(series.read_text() + "connections-broken.patch\n")
+    result = run(repo / "scripts" / "vendor.py")
+    assert result.returncode == 1
+    assert "patch connections-broken.patch does not apply" in result.stderr
+    assert "django/utils/connection.py" in result.stderr
+    assert (repo / "django" / "utils" / "connection.py").read_text() == before
+    assert not (repo / "build" / "tree.new").exists()
