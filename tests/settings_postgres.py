@@ -8,6 +8,7 @@ scripts/pgcluster.py starts the throwaway servers and sets MULTIDB_PGHOSTS.
 import os
 
 from django.core.exceptions import ImproperlyConfigured
+
 from settings_sqlite import *  # NOQA: F401, F403
 
 hosts = os.environ.get("MULTIDB_PGHOSTS", "").split(os.pathsep)
