@@ -59,7 +59,8 @@ def unexported_edits() -> list[str]:
         problems.append("build/tree has commits that were not exported")
     edits = vendored_edits()
     if edits:
-        problems.append(f"./django was edited ({', '.join(edits[:3])}...)")
+        shown = ", ".join(edits[:3]) + (", ..." if len(edits) > 3 else "")
+        problems.append(f"./django was edited ({shown})")
     return problems
 
 

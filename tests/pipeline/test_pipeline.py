@@ -204,7 +204,7 @@ def test_edits_are_exported_into_a_patch(repo):
     assert run(repo / "scripts" / "export_patches.py", "--check").returncode == 1
     result = run(repo / "scripts" / "vendor.py")
     assert result.returncode == 1
-    assert "./django was edited (utils/connection.py" in result.stderr
+    assert "./django was edited (utils/connection.py)" in result.stderr
     last = read_series()[-1]
     result = run(repo / "scripts" / "export_patches.py")
     assert result.returncode == 0, result.stderr
