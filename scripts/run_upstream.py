@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -196,16 +197,26 @@ def runtests(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + TIMEOUT
-        # Stream in chunks: runtests.py prints progress dots without newlines.
-        while chunk := os.read(process.stdout.fileno(), 65536):
-            out.write(chunk)
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.flush()
-            if time.monotonic() > deadline:
-                process.kill()
-                raise ScriptError(f"runtests.py ran over {TIMEOUT // 60} minutes.")
-        process.wait()
+        # A hung test (say, DDL waiting on a lock) must not hang the run.
+        timed_out = threading.Event()
+
+        def stop():
+            timed_out.set()
+            process.kill()
+
+        watchdog = threading.Timer(TIMEOUT, stop)
+        watchdog.start()
+        try:
+            # Stream in chunks: runtests.py prints progress dots without newlines.
+            while chunk := os.read(process.stdout.fileno(), 65536):
+                out.write(chunk)
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+            process.wait()
+        finally:
+            watchdog.cancel()
+        if timed_out.is_set():
+            raise ScriptError(f"runtests.py ran over {TIMEOUT // 60} minutes.")
     return parse_output(log.read_text(errors="replace"))
 
 
