@@ -257,7 +257,7 @@ def main() -> int:
     if args.db == "postgres" and not os.environ.get("MULTIDB_PGHOSTS"):
         from pgcluster import run_with_clusters
 
-        return run_with_clusters([sys.executable, *sys.argv], 2, durable=False)
+        return run_with_clusters([sys.executable, *sys.argv], 1, durable=False)
 
     tree = prepare_tree(args.pristine)
     labels = list(args.labels) or (SUBSET if args.subset else [])
