@@ -240,3 +240,44 @@ def test_a_patch_that_does_not_apply_leaves_django_alone(repo):
     assert "django/utils/connection.py" in result.stderr
     assert (repo / "django" / "utils" / "connection.py").read_text() == before
     assert not (repo / "build" / "tree.new").exists()
+
+
+def test_pgcluster_removes_its_servers_when_the_command_fails():
+    import os
+
+    env = {key: value for key, value in os.environ.items() if key != "MULTIDB_PGHOSTS"}
+    script = (
+        "import os, subprocess, sys\n"
+        "hosts = os.environ['MULTIDB_PGHOSTS'].split(os.pathsep)\n"
+        "print(*hosts, sep='\\n')\n"
+        "for host in hosts:\n"
+        "    subprocess.run(['pg_isready', '-q', '-h', host], check=True)\n"
+        "sys.exit(3)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, SCRIPTS / "pgcluster.py", "--", sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 3, result.stderr
+    hosts = [line for line in result.stdout.splitlines() if line.startswith("/")]
+    assert len(hosts) == 2
+    assert hosts[0] != hosts[1]
+    for host in hosts:
+        assert not Path(host).exists()
+        # No server process is left running on that directory either.
+        root = str(Path(host).parent.parent)
+        assert subprocess.run(["pgrep", "-f", root]).returncode == 1
+    assert "Stopped and removed the throwaway server(s)" in result.stdout
+
+
+def test_pgcluster_says_what_to_install_without_server_binaries(monkeypatch):
+    import _common
+    import pgcluster
+
+    monkeypatch.delenv("MULTIDB_PG_BINDIR", raising=False)
+    monkeypatch.setattr(pgcluster.shutil, "which", lambda name: None)
+    monkeypatch.setattr(pgcluster.glob, "glob", lambda pattern: [])
+    with pytest.raises(_common.ScriptError, match="apt-get install postgresql"):
+        pgcluster.find_bindir()
