@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import filecmp
 import hashlib
 import os
@@ -342,6 +343,4 @@ def read_django_version(tree: Path) -> tuple | None:
     match = re.search(r"^VERSION = (\(.*\))$", init.read_text(), re.MULTILINE)
     if not match:
         return None
-    import ast
-
     return ast.literal_eval(match.group(1))

@@ -92,7 +92,7 @@ def try_series(
 def report(results: list[tuple[Path, str | None]], total: int, verb: str) -> None:
     for patch, error in results:
         if error is None:
-            print(f"  {patch.name}: {verb.replace('y', 'ie')}s")
+            print(f"  {patch.name}: {verb[:-1]}ies")
         else:
             print(f"  {patch.name}: does NOT {verb}")
             print("    " + error.replace("\n", "\n    "))

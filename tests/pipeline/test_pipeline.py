@@ -4,6 +4,7 @@ extracted copy of the pinned sdist and on a scratch copy of this repository.
 """
 
 import filecmp
+import os
 import shutil
 import subprocess
 import sys
@@ -28,8 +29,6 @@ GIT_ENV = {
 
 
 def run(*args, cwd=ROOT, env=None):
-    import os
-
     return subprocess.run(
         [sys.executable, *map(str, args)],
         cwd=cwd,
@@ -40,8 +39,6 @@ def run(*args, cwd=ROOT, env=None):
 
 
 def git(*args, cwd):
-    import os
-
     return subprocess.run(
         ["git", *args],
         cwd=cwd,
@@ -243,8 +240,6 @@ def test_a_patch_that_does_not_apply_leaves_django_alone(repo):
 
 
 def test_pgcluster_removes_its_servers_when_the_command_fails():
-    import os
-
     env = {key: value for key, value in os.environ.items() if key != "MULTIDB_PGHOSTS"}
     script = (
         "import os, subprocess, sys\n"
