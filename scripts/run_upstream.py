@@ -146,21 +146,28 @@ def link_fork_apps(tree: Path) -> list[str]:
     """
     Link the fork's test apps into the upstream tests/ directory, where
     runtests.py finds test apps, keeping the links out of git's sight.
+    Remove the links with unlink_fork_apps().
     """
     apps = fork_test_apps()
     exclude = tree / ".git" / "info" / "exclude"
     excluded = exclude.read_text().splitlines()
     for app in apps:
         link = tree / "tests" / app
-        if link.is_symlink():
-            link.unlink()
-        elif link.exists():
+        if link.exists() and not link.is_symlink():
             raise ScriptError(f"{link} exists and is not the fork's test app.")
+        link.unlink(missing_ok=True)
         link.symlink_to(ROOT / "tests" / app)
         if f"/tests/{app}" not in excluded:
             excluded.append(f"/tests/{app}")
     exclude.write_text("\n".join(excluded) + "\n")
     return apps
+
+
+def unlink_fork_apps(tree: Path) -> None:
+    """Remove the links, so that upstream's full suite runs upstream's apps."""
+    for link in (tree / "tests").iterdir():
+        if link.is_symlink() and link.resolve().parent == ROOT / "tests":
+            link.unlink()
 
 
 def runtests(
@@ -263,6 +270,7 @@ def main() -> int:
     labels = list(args.labels) or (SUBSET if args.subset else [])
     pythonpath = [tree]
     settings_dir = Path(tempfile.mkdtemp(prefix="multidb-settings-"))
+    unlink_fork_apps(tree)
     try:
         if args.fork:
             if args.pristine:
@@ -284,6 +292,7 @@ def main() -> int:
         result = runtests(tree, labels, settings, pythonpath, args.parallel, log)
     finally:
         shutil.rmtree(settings_dir, ignore_errors=True)
+        unlink_fork_apps(tree)
 
     if args.fork:
         key = f"{args.db}/fork"
