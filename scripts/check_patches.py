@@ -13,7 +13,15 @@ import argparse
 import re
 from pathlib import Path
 
-from _common import PATCHES, ScriptError, git, read_pin, read_series, run_main
+from _common import (
+    PATCHES,
+    ScriptError,
+    git,
+    patch_subject,
+    read_pin,
+    read_series,
+    run_main,
+)
 
 REQUIRED_TRAILERS = ("Origin", "Forwarded", "Last-Update")
 
@@ -41,10 +49,10 @@ def check_patch(path: Path, version: str) -> list[str]:
     problems = []
     header, _, _ = text.partition("\ndiff --git ")
     message = header.split("\n\n", 1)
-    subject = re.search(r"^Subject: (.+)$", header, re.MULTILINE)
-    if not subject:
+    subject = patch_subject(text)
+    if not re.search(r"^Subject: ", header, re.MULTILINE):
         problems.append(f"{path.name}: no Subject.")
-    elif not subject.group(1).rstrip().endswith("."):
+    elif not subject.endswith("."):
         problems.append(f"{path.name}: end the subject with a period, as Django does.")
     if len(message) < 2 or len(message[1].strip().splitlines()) < 4:
         problems.append(f"{path.name}: the body must say what changed and why.")

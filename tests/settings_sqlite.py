@@ -6,6 +6,9 @@ DATABASES = {
     "b": {"ENGINE": "django.db.backends.sqlite3"},
 }
 
+# Binds a model without editing it: takes precedence over Meta.db_connection.
+DATABASE_BINDINGS = {"multiple_databases.Ledger": "b"}
+
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",

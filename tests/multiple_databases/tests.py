@@ -29,6 +29,9 @@ class NarrativeTests(TestCase):
     def test_connections(self):
         run_doctest_file(self, "connections.txt")
 
+    def test_binding(self):
+        run_doctest_file(self, "binding.txt")
+
 
 class ConnectionDoesNotExistTests(SimpleTestCase):
     msg = (

@@ -1,0 +1,527 @@
+"""
+Meta.db_connection and DATABASE_BINDINGS: every ORM path sends a bound model
+to its database. Each test checks where the rows physically are by querying
+every database explicitly.
+"""
+
+import datetime
+import io
+import json
+import os
+import tempfile
+from unittest import mock
+
+from django.contrib.admin import ModelAdmin, site
+from django.core import checks, management, serializers
+from django.db import connections, models, router, transaction
+from django.db.models.signals import post_save
+from django.test import RequestFactory, SimpleTestCase, TestCase, TransactionTestCase
+from django.test.utils import extend_sys_path, isolate_apps, override_settings
+
+from .models import (
+    Album,
+    Artist,
+    Bolt,
+    Genre,
+    Ledger,
+    LivingArtist,
+    Painter,
+    Vehicle,
+    Widget,
+)
+
+ALIASES = ["default", "a", "b"]
+
+
+def where(model, **lookup):
+    """The aliases of the databases holding rows of model matching lookup."""
+    found = []
+    for alias in ALIASES:
+        if model._meta.db_table in connections[alias].introspection.table_names():
+            if model._base_manager.using(alias).filter(**lookup).exists():
+                found.append(alias)
+    return found
+
+
+class BindingTests(TestCase):
+    databases = {"default", "a", "b"}
+
+    def test_meta(self):
+        self.assertEqual(Artist._meta.db_connection, "a")
+        self.assertEqual(Widget._meta.db_connection, "b")
+        self.assertIsNone(Vehicle._meta.db_connection)
+        self.assertIs(Artist._meta.connection, connections["a"])
+        self.assertIs(Widget._meta.connection, connections["b"])
+        self.assertIs(Vehicle._meta.connection, connections["default"])
+
+    def test_inheritance(self):
+        self.assertEqual(LivingArtist._meta.db_connection, "a")
+        self.assertEqual(Painter._meta.db_connection, "a")
+        self.assertEqual(Bolt._meta.db_connection, "b")
+        through = Genre.albums.through
+        self.assertEqual(through._meta.db_connection, "a")
+
+    def test_database_bindings_setting_wins_over_meta(self):
+        self.assertEqual(Ledger._meta.db_connection, "b")
+        Ledger.objects.create(entry="x")
+        self.assertEqual(where(Ledger, entry="x"), ["b"])
+
+    @override_settings(DATABASE_BINDINGS={"multiple_databases": "b"})
+    def test_app_entry_binds_every_model(self):
+        self.assertEqual(Vehicle._meta.db_connection, "b")
+        self.assertEqual(Artist._meta.db_connection, "b")
+
+    @override_settings(
+        DATABASE_BINDINGS={"multiple_databases": "b", "multiple_databases.Artist": "a"}
+    )
+    def test_model_entry_wins_over_app_entry(self):
+        self.assertEqual(Artist._meta.db_connection, "a")
+        self.assertEqual(Widget._meta.db_connection, "b")
+
+    def test_tables_are_created_only_in_their_database(self):
+        tables = {
+            alias: connections[alias].introspection.table_names() for alias in ALIASES
+        }
+        self.assertIn(Artist._meta.db_table, tables["a"])
+        self.assertNotIn(Artist._meta.db_table, tables["default"])
+        self.assertNotIn(Artist._meta.db_table, tables["b"])
+        self.assertIn(Genre.albums.through._meta.db_table, tables["a"])
+        self.assertIn(Widget._meta.db_table, tables["b"])
+        self.assertNotIn(Widget._meta.db_table, tables["a"])
+        self.assertIn(Bolt._meta.db_table, tables["b"])
+        self.assertIn(Vehicle._meta.db_table, tables["default"])
+
+    def test_allow_migrate(self):
+        for alias in ALIASES:
+            self.assertIs(router.allow_migrate_model(alias, Artist), alias == "a")
+            self.assertIs(router.allow_migrate_model(alias, Painter), alias == "a")
+            self.assertIs(
+                router.allow_migrate(alias, "multiple_databases", model_name="widget"),
+                alias == "b",
+            )
+        self.assertIs(router.allow_migrate_model("b", Vehicle), True)
+
+    def test_routing(self):
+        self.assertEqual(router.db_for_read(Artist), "a")
+        self.assertEqual(router.db_for_write(Widget), "b")
+        self.assertEqual(router.db_for_write(Vehicle), "default")
+
+
+class ReadWriteTests(TestCase):
+    databases = {"default", "a", "b"}
+
+    @classmethod
+    def setUpTestData(cls):
+        cls.klee = Artist.objects.create(name="Paul Klee", alive=False)
+        cls.miro = Artist.objects.create(
+            name="Joan Miro", born=datetime.date(1893, 4, 20)
+        )
+        cls.album = Album.objects.create(artist=cls.klee, title="Twittering Machine")
+
+    def test_save_insert_and_update(self):
+        artist = Artist(name="Pablo Picasso")
+        artist.save()
+        self.assertEqual(artist._state.db, "a")
+        self.assertEqual(where(Artist, name="Pablo Picasso"), ["a"])
+        artist.name = "Picasso"
+        artist.save()
+        self.assertEqual(where(Artist, name="Picasso"), ["a"])
+        vehicle = Vehicle.objects.create(make="Chevy", model="Camaro", year=1966)
+        self.assertEqual(where(Vehicle, pk=vehicle.pk), ["default"])
+        widget = Widget.objects.create(code="100x2r", weight=1000)
+        self.assertEqual(where(Widget, pk=widget.pk), ["b"])
+
+    def test_reads(self):
+        self.assertEqual(list(Artist.objects.all()), [self.klee, self.miro])
+        self.assertEqual(Artist.objects.all().db, "a")
+        self.assertEqual(Artist.objects.filter(alive=False).get(), self.klee)
+        self.assertEqual(Artist.objects.exclude(alive=False).get(), self.miro)
+        self.assertEqual(Artist.objects.get(name="Joan Miro"), self.miro)
+        self.assertEqual(Artist.objects.count(), 2)
+        self.assertIs(Artist.objects.filter(name="Paul Klee").exists(), True)
+        self.assertEqual(Artist.objects.first(), self.klee)
+        self.assertEqual(Artist.objects.latest("pk"), self.miro)
+
+    def test_aggregate_annotate_values(self):
+        self.assertEqual(Artist.objects.aggregate(n=models.Count("pk")), {"n": 2})
+        annotated = Artist.objects.annotate(n=models.Count("albums")).get(
+            pk=self.klee.pk
+        )
+        self.assertEqual(annotated.n, 1)
+        self.assertEqual(
+            list(Artist.objects.values_list("name", flat=True)),
+            ["Paul Klee", "Joan Miro"],
+        )
+        self.assertEqual(
+            list(Artist.objects.filter(pk=self.klee.pk).values("name")),
+            [{"name": "Paul Klee"}],
+        )
+
+    def test_dates_in_bulk_iterator_raw(self):
+        self.assertEqual(
+            list(Artist.objects.dates("born", "year")), [datetime.date(1893, 1, 1)]
+        )
+        Widget.objects.create(code="dt", weight=1)
+        self.assertEqual(len(Widget.objects.datetimes("made", "year")), 1)
+        self.assertEqual(
+            Artist.objects.in_bulk([self.klee.pk]), {self.klee.pk: self.klee}
+        )
+        self.assertEqual(list(Artist.objects.iterator()), [self.klee, self.miro])
+        raw = Artist.objects.raw(
+            f"SELECT * FROM {Artist._meta.db_table} WHERE name = %s", ["Paul Klee"]
+        )
+        self.assertEqual(raw.db, "a")
+        self.assertEqual(list(raw), [self.klee])
+
+    def test_create_helpers(self):
+        artist, created = Artist.objects.get_or_create(name="Miro Again")
+        self.assertIs(created, True)
+        self.assertEqual(where(Artist, name="Miro Again"), ["a"])
+        artist, created = Artist.objects.update_or_create(
+            name="Miro Again", defaults={"alive": False}
+        )
+        self.assertIs(created, False)
+        self.assertEqual(where(Artist, name="Miro Again", alive=False), ["a"])
+        Widget.objects.bulk_create(
+            [Widget(code="w1", weight=1), Widget(code="w2", weight=2)]
+        )
+        self.assertEqual(where(Widget, code="w2"), ["b"])
+        widgets = list(Widget.objects.all())
+        for widget in widgets:
+            widget.weight = 7
+        Widget.objects.bulk_update(widgets, ["weight"])
+        self.assertEqual(Widget.objects.using("b").filter(weight=7).count(), 2)
+
+    def test_update_and_delete_with_cascade(self):
+        Artist.objects.filter(pk=self.miro.pk).update(alive=False)
+        self.assertEqual(where(Artist, pk=self.miro.pk, alive=False), ["a"])
+        self.klee.delete()
+        self.assertEqual(where(Artist, pk=self.klee.pk), [])
+        self.assertEqual(where(Album, pk=self.album.pk), [])
+        deleted, _ = Artist.objects.filter(pk=self.miro.pk).delete()
+        self.assertEqual(deleted, 1)
+
+    def test_refresh_from_db(self):
+        Artist.objects.filter(pk=self.klee.pk).update(name="Klee")
+        artist = Artist(pk=self.klee.pk)
+        artist.refresh_from_db()
+        self.assertEqual(artist.name, "Klee")
+        self.assertEqual(artist._state.db, "a")
+
+    def test_related_managers(self):
+        album = self.klee.albums.create(title="Ad Parnassum")
+        self.assertEqual(where(Album, pk=album.pk), ["a"])
+        self.assertEqual(list(self.klee.albums.all()), [self.album, album])
+        fetched = Album.objects.get(pk=album.pk)
+        self.assertEqual(fetched.artist, self.klee)
+        self.assertEqual(fetched.artist._state.db, "a")
+
+    def test_many_to_many(self):
+        jazz = Genre.objects.create(name="Jazz")
+        other = Album.objects.create(artist=self.miro, title="Constellations")
+        jazz.albums.add(self.album, other)
+        through = Genre.albums.through
+        self.assertEqual(where(through, genre=jazz), ["a"])
+        self.assertEqual(list(self.album.genres.all()), [jazz])
+        jazz.albums.remove(other)
+        self.assertEqual(list(jazz.albums.all()), [self.album])
+        jazz.albums.set([other])
+        self.assertEqual(list(jazz.albums.all()), [other])
+        jazz.albums.clear()
+        self.assertEqual(where(through, genre=jazz), [])
+
+    def test_prefetch_and_select_related(self):
+        with self.assertNumQueries(2, using="a"):
+            artists = list(Artist.objects.prefetch_related("albums"))
+            self.assertEqual(list(artists[0].albums.all()), [self.album])
+        with self.assertNumQueries(1, using="a"):
+            album = Album.objects.select_related("artist").get(pk=self.album.pk)
+            self.assertEqual(album.artist.name, "Paul Klee")
+
+    def test_select_for_update(self):
+        with transaction.atomic(using="a"):
+            artist = Artist.objects.select_for_update().get(pk=self.klee.pk)
+        self.assertEqual(artist, self.klee)
+
+    def test_order_with_respect_to(self):
+        second = Album.objects.create(artist=self.klee, title="Senecio")
+        self.assertEqual(list(self.klee.get_album_order()), [self.album.pk, second.pk])
+        self.klee.set_album_order([second.pk, self.album.pk])
+        self.assertEqual(list(self.klee.get_album_order()), [second.pk, self.album.pk])
+        self.assertEqual(second.get_next_in_order(), self.album)
+
+    def test_get_next_and_previous_by_field(self):
+        first = Widget.objects.create(code="first", weight=1)
+        second = Widget.objects.create(code="second", weight=2)
+        Widget.objects.filter(pk=first.pk).update(made=datetime.datetime(2000, 1, 1))
+        first.refresh_from_db()
+        self.assertEqual(first.get_next_by_made(), second)
+        self.assertEqual(second.get_previous_by_made(), first)
+
+    def test_signals_using(self):
+        seen = []
+
+        def receiver(sender, instance, using, **kwargs):
+            seen.append(using)
+
+        post_save.connect(receiver, sender=Widget)
+        try:
+            Widget.objects.create(code="sig", weight=1)
+        finally:
+            post_save.disconnect(receiver, sender=Widget)
+        self.assertEqual(seen, ["b"])
+
+    def test_serializers(self):
+        data = serializers.serialize("json", Artist.objects.all())
+        Artist.objects.all().delete()
+        for obj in serializers.deserialize("json", data):
+            obj.save()
+        self.assertEqual(where(Artist, name="Paul Klee"), ["a"])
+
+    def test_dumpdata_and_loaddata(self):
+        out = io.StringIO()
+        management.call_command(
+            "dumpdata", "multiple_databases.Artist", database="a", stdout=out
+        )
+        dumped = json.loads(out.getvalue())
+        self.assertEqual(
+            {obj["fields"]["name"] for obj in dumped}, {"Paul Klee", "Joan Miro"}
+        )
+        out = io.StringIO()
+        management.call_command("dumpdata", "multiple_databases", stdout=out)
+        self.assertNotIn("Paul Klee", out.getvalue())
+
+    def test_loaddata_puts_bound_objects_only_in_their_database(self):
+        fixture = [
+            {
+                "model": "multiple_databases.artist",
+                "pk": 99,
+                "fields": {"name": "From a fixture", "alive": True, "born": None},
+            }
+        ]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "artists.json")
+            with open(path, "w") as f:
+                json.dump(fixture, f)
+            management.call_command("loaddata", path, database="default", verbosity=0)
+            self.assertEqual(where(Artist, pk=99), [])
+            management.call_command("loaddata", path, database="a", verbosity=0)
+            self.assertEqual(where(Artist, pk=99), ["a"])
+
+    def test_explicit_using_wins(self):
+        # The escape hatch for copying data between databases.
+        artist = Artist(name="Copied")
+        artist.save(using="a")
+        self.assertEqual(artist._state.db, "a")
+        widget = Widget.objects.using("b").create(code="c1", weight=1)
+        self.assertEqual(where(Widget, pk=widget.pk), ["b"])
+        self.assertEqual(Artist.objects.db_manager("a").count(), 3)
+
+    def test_instance_read_elsewhere_is_saved_to_its_binding(self):
+        vehicle = Vehicle.objects.using("b").create(make="Fiat", model="500", year=1957)
+        self.assertEqual(vehicle._state.db, "b")
+        # An unbound model follows the instance hint, as upstream.
+        vehicle.year = 1958
+        vehicle.save()
+        self.assertEqual(where(Vehicle, year=1958), ["b"])
+
+    def test_cross_database_relation_is_refused(self):
+        genre = Genre.objects.create(name="Blues")
+        stranger = Album(pk=self.album.pk, title="Stranger")
+        stranger._state.db = "b"
+        msg = 'Cannot add "<Album: Stranger>": instance is on database "a", value is'
+        with self.assertRaisesMessage(ValueError, msg):
+            genre.albums.add(stranger)
+
+    def test_admin_changelist_queryset(self):
+        request = RequestFactory().get("/")
+        queryset = ModelAdmin(Artist, site).get_queryset(request)
+        self.assertEqual(queryset.db, "a")
+        self.assertEqual(list(queryset), [self.klee, self.miro])
+
+    def test_proxy_and_multi_table_child(self):
+        painter = Painter.objects.create(name="Kandinsky", style="abstract")
+        self.assertEqual(where(Painter, pk=painter.pk), ["a"])
+        self.assertEqual(where(Artist, pk=painter.pk), ["a"])
+        self.assertEqual(LivingArtist.objects.filter(alive=True).count(), 2)
+        bolt = Bolt.objects.create(size=3)
+        self.assertEqual(where(Bolt, pk=bolt.pk), ["b"])
+
+
+class RuntimeConnectionTests(TestCase):
+    databases = {"default", "a"}
+
+    def test_model_bound_to_an_alias_added_later(self):
+        @isolate_apps("multiple_databases")
+        def make_model():
+            class Late(models.Model):
+                class Meta:
+                    app_label = "multiple_databases"
+                    db_connection = "late"
+
+            return Late
+
+        Late = make_model()
+        errors = Late.check()
+        self.assertEqual([error.id for error in errors], ["multidb.E001"])
+        connections.add(
+            "late", {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+        )
+        # The test framework lets a test use the databases it declares.
+        allowed = mock.patch.object(type(self), "databases", {*self.databases, "late"})
+        try:
+            allowed.start()
+            self.assertEqual(Late.check(), [])
+            self.assertIs(Late._meta.connection, connections["late"])
+            with connections["late"].schema_editor() as editor:
+                editor.create_model(Late)
+            Late.objects.create()
+            self.assertEqual(Late.objects.count(), 1)
+        finally:
+            allowed.stop()
+            connections.remove("late")
+        with self.assertRaisesMessage(
+            Exception, "The connection 'late' doesn't exist."
+        ):
+            Late.objects.count()
+
+    def test_add_existing_alias_is_refused(self):
+        with self.assertRaisesMessage(ValueError, "The connection 'a' already exists."):
+            connections.add("a", {"ENGINE": "django.db.backends.sqlite3"})
+        self.assertEqual(list(connections), ALIASES)
+
+
+@isolate_apps("multiple_databases")
+class CheckTests(SimpleTestCase):
+    def test_unknown_alias(self):
+        class Nowhere(models.Model):
+            class Meta:
+                db_connection = "missing"
+
+        self.assertEqual(
+            Nowhere.check(),
+            [
+                checks.Error(
+                    "multiple_databases.Nowhere is bound to the database 'missing', "
+                    "which isn't configured. Configured connections: 'default', "
+                    "'a', 'b'.",
+                    hint=(
+                        "Add 'missing' to DATABASES (or with connections.add() "
+                        "before the model is used), or change the binding."
+                    ),
+                    obj=Nowhere,
+                    id="multidb.E001",
+                )
+            ],
+        )
+
+    def test_relation_across_databases(self):
+        class InA(models.Model):
+            class Meta:
+                db_connection = "a"
+
+        class InB(models.Model):
+            to_a = models.ForeignKey(InA, models.CASCADE)
+            many = models.ManyToManyField(InA, related_name="+")
+
+            class Meta:
+                db_connection = "b"
+
+        self.assertEqual(
+            [(error.id, error.obj.name) for error in InB.check()],
+            [("multidb.E002", "to_a"), ("multidb.E002", "many")],
+        )
+        self.assertIn("relations can't span databases", InB.check()[0].msg)
+
+    def test_multi_table_child_bound_elsewhere(self):
+        class Parent(models.Model):
+            class Meta:
+                db_connection = "a"
+
+        class Child(Parent):
+            class Meta:
+                db_connection = "b"
+
+        self.assertEqual(Child._meta.db_connection, "a")
+        self.assertEqual([error.id for error in Child.check()], ["multidb.E003"])
+
+    def test_proxy_with_its_own_binding(self):
+        class Concrete(models.Model):
+            pass
+
+        class Proxy(Concrete):
+            class Meta:
+                proxy = True
+                db_connection = "b"
+
+        self.assertIsNone(Proxy._meta.db_connection)
+        self.assertEqual([error.id for error in Proxy.check()], ["multidb.E004"])
+
+    def test_db_connection_must_be_a_string(self):
+        msg = "Bad.Meta.db_connection must be a database alias (a string), not int."
+        with self.assertRaisesMessage(TypeError, msg):
+
+            class Bad(models.Model):
+                class Meta:
+                    db_connection = 1
+
+    @override_settings(DATABASE_BINDINGS={"no_such_app": "a", "auth.Nope": "a"})
+    def test_database_bindings_names_unknown_labels(self):
+        from django.db.models.binding import check_database_bindings
+
+        self.assertEqual(
+            [error.id for error in check_database_bindings()],
+            ["multidb.E005", "multidb.E005"],
+        )
+
+
+class MigrationTests(TransactionTestCase):
+    databases = {"default", "a", "b"}
+
+    def test_makemigrations_then_migrations_run_only_on_the_bound_database(self):
+        with tempfile.TemporaryDirectory() as tmp, extend_sys_path(tmp):
+            package = os.path.join(tmp, "multidb_migrations_tmp")
+            os.mkdir(package)
+            open(os.path.join(package, "__init__.py"), "w").close()
+            modules = {"multiple_databases": "multidb_migrations_tmp"}
+            with override_settings(MIGRATION_MODULES=modules):
+                management.call_command(
+                    "makemigrations", "multiple_databases", verbosity=0
+                )
+                with open(os.path.join(package, "0001_initial.py")) as f:
+                    migration = f.read()
+                # Upstream Django can load the migration: no binding in it.
+                self.assertIn("name='Artist'", migration)
+                self.assertNotIn("db_connection", migration)
+                sql = {}
+                for alias in ALIASES:
+                    out = io.StringIO()
+                    management.call_command(
+                        "sqlmigrate",
+                        "multiple_databases",
+                        "0001",
+                        database=alias,
+                        stdout=out,
+                    )
+                    sql[alias] = out.getvalue()
+        for alias in ALIASES:
+            with self.subTest(alias=alias):
+                self.assertIs("multiple_databases_artist" in sql[alias], alias == "a")
+                self.assertIs("multiple_databases_widget" in sql[alias], alias == "b")
+                self.assertIn("multiple_databases_vehicle", sql[alias])
+
+    def test_binding_stays_out_of_migrations(self):
+        from django.db.migrations.state import ModelState
+
+        state = ModelState.from_model(Artist)
+        self.assertNotIn("db_connection", state.options)
+        out = io.StringIO()
+        management.call_command(
+            "makemigrations",
+            "multiple_databases",
+            dry_run=True,
+            verbosity=3,
+            stdout=out,
+        )
+        self.assertIn("name='Artist'", out.getvalue())
+        self.assertNotIn("db_connection", out.getvalue())
