@@ -66,6 +66,45 @@ def demo_connections(namespace: dict) -> None:
     show("ContentType.objects.using('nope').count()", namespace)
 
 
+def demo_binding(namespace: dict) -> None:
+    section("Binding: Meta.db_connection sends a model to its database")
+    from django.db import connections, models
+
+    class Artist(models.Model):
+        name = models.CharField(max_length=100)
+
+        class Meta:
+            app_label = "contenttypes"
+            db_connection = "a"
+
+    class Vehicle(models.Model):
+        make = models.CharField(max_length=20)
+
+        class Meta:
+            app_label = "contenttypes"
+
+    for model in (Artist, Vehicle):
+        with model._meta.connection.schema_editor() as editor:
+            editor.create_model(model)
+    namespace.update(Artist=Artist, Vehicle=Vehicle)
+    show("Artist._meta.db_connection, Vehicle._meta.db_connection", namespace)
+    show("Artist.objects.create(name='Paul Klee')._state.db", namespace)
+    show("Vehicle.objects.create(make='Chevy')._state.db", namespace)
+    show("Artist.objects.all().db, Artist.objects.count()", namespace)
+    namespace["tables"] = lambda alias: connections[alias].introspection.table_names()
+    show("'contenttypes_artist' in tables('a')", namespace)
+    show("'contenttypes_artist' in tables('default')", namespace)
+    section("Connections added while the process runs")
+    show(
+        "connections.add('tenant', {'ENGINE': 'django.db.backends.sqlite3', "
+        "'NAME': ':memory:'})",
+        namespace,
+    )
+    show("connections['tenant'].vendor", namespace)
+    show("connections.remove('tenant')", namespace)
+    show("connections['tenant']", namespace)
+
+
 def main() -> int:
     argparse.ArgumentParser(description=__doc__).parse_args()
     vendor()
@@ -88,6 +127,7 @@ def main() -> int:
         print(f"\nDjango from {Path(django.__file__).parent}, SQLite files in {tmp}")
         demo_version(namespace)
         demo_connections(namespace)
+        demo_binding(namespace)
         connections.close_all()
     print("\nDemo finished.")
     return 0
