@@ -525,3 +525,48 @@ class MigrationTests(TransactionTestCase):
         )
         self.assertIn("name='Artist'", out.getvalue())
         self.assertNotIn("db_connection", out.getvalue())
+
+
+class MigrateTests(TransactionTestCase):
+    databases = {"default", "a", "b"}
+
+    def test_migrate_creates_bound_tables_only_in_their_database(self):
+        fresh = ["fresh1", "fresh2"]
+        for alias in fresh:
+            connections.add(
+                alias, {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+            )
+        # The test framework lets a test use the databases it declares.
+        allowed = mock.patch.object(type(self), "databases", {*self.databases, *fresh})
+        allowed.start()
+        try:
+            with tempfile.TemporaryDirectory() as tmp, extend_sys_path(tmp):
+                package = os.path.join(tmp, "multidb_migrations_migrate")
+                os.mkdir(package)
+                open(os.path.join(package, "__init__.py"), "w").close()
+                with override_settings(
+                    MIGRATION_MODULES={
+                        "multiple_databases": "multidb_migrations_migrate"
+                    },
+                    DATABASE_BINDINGS={"multiple_databases": "fresh1"},
+                ):
+                    management.call_command(
+                        "makemigrations", "multiple_databases", verbosity=0
+                    )
+                    for alias in fresh:
+                        management.call_command("migrate", database=alias, verbosity=0)
+                    tables = {
+                        alias: set(connections[alias].introspection.table_names())
+                        for alias in fresh
+                    }
+        finally:
+            allowed.stop()
+            for alias in fresh:
+                connections.remove(alias)
+        app_tables = {
+            model._meta.db_table
+            for model in (Artist, Widget, Vehicle, Album, Genre, Painter, Bolt)
+        }
+        self.assertEqual(app_tables - tables["fresh1"], set())
+        self.assertEqual(app_tables & tables["fresh2"], set())
+        self.assertIn("django_content_type", tables["fresh2"])
