@@ -475,7 +475,11 @@ class CheckTests(SimpleTestCase):
         )
 
 
+APPS = ["django.contrib.contenttypes", "django.contrib.auth", "multiple_databases"]
+
+
 class MigrationTests(TransactionTestCase):
+    available_apps = APPS
     databases = {"default", "a", "b"}
 
     def test_makemigrations_then_migrations_run_only_on_the_bound_database(self):
@@ -528,6 +532,7 @@ class MigrationTests(TransactionTestCase):
 
 
 class MigrateTests(TransactionTestCase):
+    available_apps = APPS
     databases = {"default", "a", "b"}
 
     def test_migrate_creates_bound_tables_only_in_their_database(self):
