@@ -101,3 +101,10 @@ class Ledger(models.Model):
 
     class Meta:
         db_connection = "a"
+
+
+class Part(models.Model):
+    widget = models.ForeignKey(Widget, models.CASCADE)
+
+    class Meta:
+        db_connection = "b"

@@ -6,7 +6,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.utils import ConnectionHandler
-from django.test import SimpleTestCase, TestCase
+from django.test import SimpleTestCase, TestCase, TransactionTestCase
 from django.utils.connection import ConnectionDoesNotExist
 from django.utils.version import MULTIDB_RELEASE
 
@@ -31,6 +31,14 @@ class NarrativeTests(TestCase):
 
     def test_binding(self):
         run_doctest_file(self, "binding.txt")
+
+
+class TransactionNarrativeTests(TransactionTestCase):
+    available_apps = ["django.contrib.contenttypes", "multiple_databases"]
+    databases = {"default", "a", "b"}
+
+    def test_transactions(self):
+        run_doctest_file(self, "transactions.txt")
 
 
 class ConnectionDoesNotExistTests(SimpleTestCase):
