@@ -105,6 +105,28 @@ def demo_binding(namespace: dict) -> None:
     show("connections['tenant']", namespace)
 
 
+def demo_transactions(namespace: dict) -> None:
+    section("Transactions: one atomic block over several databases")
+    from django.db import transaction
+
+    namespace["transaction"] = transaction
+    Artist, Vehicle = namespace["Artist"], namespace["Vehicle"]
+    with transaction.atomic(using=["default", "a"]):
+        Artist.objects.create(name="Joan Miro")
+        Vehicle.objects.create(make="Fiat")
+    try:
+        with transaction.atomic(using=["default", "a"]):
+            Artist.objects.create(name="Nobody")
+            Vehicle.objects.create(make="Nothing")
+            raise ValueError("rolled back on both databases")
+    except ValueError:
+        pass
+    show("Artist.objects.filter(name__in=['Joan Miro', 'Nobody']).count()", namespace)
+    show("Vehicle.objects.filter(make__in=['Fiat', 'Nothing']).count()", namespace)
+    show("transaction.get_autocommit(connections)", namespace)
+    show("transaction.commit(['a', 'nope'])", namespace)
+
+
 def main() -> int:
     argparse.ArgumentParser(description=__doc__).parse_args()
     vendor()
@@ -128,6 +150,7 @@ def main() -> int:
         demo_version(namespace)
         demo_connections(namespace)
         demo_binding(namespace)
+        demo_transactions(namespace)
         connections.close_all()
     print("\nDemo finished.")
     return 0
