@@ -32,4 +32,6 @@ DATABASES = {
     "default": server(0, "multidb_default"),
     "a": server(0, "multidb_a"),
     "b": server(1, "multidb_b"),
+    "p": server(0, "multidb_p"),
+    "q": server(1, "multidb_q"),
 }

@@ -4,6 +4,8 @@ DATABASES = {
     "default": {"ENGINE": "django.db.backends.sqlite3"},
     "a": {"ENGINE": "django.db.backends.sqlite3"},
     "b": {"ENGINE": "django.db.backends.sqlite3"},
+    "p": {"ENGINE": "django.db.backends.sqlite3"},
+    "q": {"ENGINE": "django.db.backends.sqlite3"},
 }
 
 # Binds a model without editing it: takes precedence over Meta.db_connection.
@@ -13,6 +15,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "multiple_databases",
+    "manager_schema_manipulation",
 ]
 
 SECRET_KEY = "django_multidb_tests_secret_key"

@@ -388,7 +388,7 @@ class RuntimeConnectionTests(TestCase):
     def test_add_existing_alias_is_refused(self):
         with self.assertRaisesMessage(ValueError, "The connection 'a' already exists."):
             connections.add("a", {"ENGINE": "django.db.backends.sqlite3"})
-        self.assertEqual(list(connections), ALIASES)
+        self.assertEqual(list(connections), ["default", "a", "b", "p", "q"])
 
 
 @isolate_apps("multiple_databases")
@@ -404,7 +404,7 @@ class CheckTests(SimpleTestCase):
                 checks.Error(
                     "multiple_databases.Nowhere is bound to the database 'missing', "
                     "which isn't configured. Configured connections: 'default', "
-                    "'a', 'b'.",
+                    "'a', 'b', 'p', 'q'.",
                     hint=(
                         "Add 'missing' to DATABASES (or with connections.add() "
                         "before the model is used), or change the binding."

@@ -14,7 +14,7 @@ from django.utils.connection import ConnectionDoesNotExist
 from .models import Artist, Part, Vehicle, Widget
 
 APPS = ["django.contrib.contenttypes", "django.contrib.auth", "multiple_databases"]
-ALL = ["default", "a", "b"]
+ALL = ["default", "a", "b", "p", "q"]
 
 
 class MultiDatabaseTestCase(TransactionTestCase):
@@ -56,8 +56,7 @@ class ArgumentFormTests(MultiDatabaseTestCase):
 
     def test_get_functions_return_a_dict_for_several(self):
         self.assertEqual(
-            transaction.get_autocommit(connections),
-            {"default": True, "a": True, "b": True},
+            transaction.get_autocommit(connections), dict.fromkeys(ALL, True)
         )
         self.assertIs(transaction.get_autocommit("a"), True)
         with transaction.atomic(using=["b", "a"]):

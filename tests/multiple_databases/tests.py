@@ -24,7 +24,7 @@ def run_doctest_file(testcase, name):
 
 
 class NarrativeTests(TestCase):
-    databases = {"default", "a", "b"}
+    databases = "__all__"
 
     def test_connections(self):
         run_doctest_file(self, "connections.txt")
@@ -35,7 +35,7 @@ class NarrativeTests(TestCase):
 
 class TransactionNarrativeTests(TransactionTestCase):
     available_apps = ["django.contrib.contenttypes", "multiple_databases"]
-    databases = {"default", "a", "b"}
+    databases = "__all__"
 
     def test_transactions(self):
         run_doctest_file(self, "transactions.txt")
@@ -44,7 +44,7 @@ class TransactionNarrativeTests(TransactionTestCase):
 class ConnectionDoesNotExistTests(SimpleTestCase):
     msg = (
         "The connection 'missing' doesn't exist. "
-        "Configured connections: 'default', 'a', 'b'."
+        "Configured connections: 'default', 'a', 'b', 'p', 'q'."
     )
 
     def test_message_lists_configured_aliases(self):

@@ -1,0 +1,250 @@
+import doctest
+import io
+import os
+
+from django.core import management
+from django.db import DatabaseError, connections
+from django.db.models.schema import (
+    BoundStatement,
+    SchemaError,
+    drop_models,
+    install_models,
+    run_statements,
+)
+from django.test import TransactionTestCase
+
+from .models import DA, PA, PB, PC, QA, QB, QC, QD
+
+ALL_MODELS = [DA, PA, PB, PC, QA, QB, QC, QD]
+
+
+def tables(alias):
+    return set(connections[alias].introspection.table_names())
+
+
+class SchemaTestCase(TransactionTestCase):
+    """Each test starts and ends with none of the app's tables."""
+
+    available_apps = ["manager_schema_manipulation"]
+    databases = "__all__"
+
+    def setUp(self):
+        drop_models(ALL_MODELS, missing_ok=True)
+
+    def tearDown(self):
+        drop_models(ALL_MODELS, missing_ok=True)
+        super().tearDown()
+
+
+class NarrativeTests(SchemaTestCase):
+    def test_schema(self):
+        result = doctest.testfile(
+            os.path.join(os.path.dirname(__file__), "schema.txt"),
+            module_relative=False,
+            optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+        )
+        self.assertGreater(result.attempted, 0)
+        self.assertEqual(result.failed, 0, "schema.txt: see the doctest output above")
+
+
+class BoundStatementTests(SchemaTestCase):
+    def test_api(self):
+        statement = BoundStatement("SELECT %s", [1], connections["q"])
+        self.assertEqual(repr(statement), "BoundStatement('SELECT %s')")
+        self.assertEqual(str(statement), "SELECT %s")
+        self.assertEqual(statement.params, (1,))
+        self.assertIs(statement.connection, connections["q"])
+        self.assertEqual(statement, BoundStatement("SELECT %s", (1,), connections["q"]))
+        self.assertNotEqual(
+            statement, BoundStatement("SELECT %s", [1], connections["p"])
+        )
+        self.assertNotEqual(
+            statement, BoundStatement("SELECT %s", [2], connections["q"])
+        )
+        self.assertEqual(
+            len({statement, BoundStatement("SELECT %s", [1], connections["q"])}), 1
+        )
+        statement.execute()
+
+
+class InstallTests(SchemaTestCase):
+    def test_install_runs_on_the_model_database_only(self):
+        executed, pending = QA.objects.install()
+        self.assertEqual(pending, [])
+        self.assertEqual({s.connection.alias for s in executed}, {"q"})
+        for alias in connections:
+            self.assertIs(QA._meta.db_table in tables(alias), alias == "q")
+        executed, pending = DA.objects.install()
+        self.assertIn(DA._meta.db_table, tables("default"))
+
+    def test_second_install_is_refused_and_changes_nothing(self):
+        QA.objects.install()
+        QA.objects.create(name="kept")
+        msg = "Table 'manager_schema_manipulation_qa' already exists in database 'q'."
+        with self.assertRaisesMessage(SchemaError, msg):
+            QA.objects.install()
+        self.assertEqual(QA.objects.get().name, "kept")
+        self.assertEqual(QA.objects.install(exists_ok=True), ([], []))
+
+    def test_sql_only_runs_nothing(self):
+        executed, pending = QD.objects.install(sql_only=True)
+        self.assertTrue(executed[0].sql.startswith('CREATE TABLE "manager_schema_'))
+        self.assertTrue(pending)
+        self.assertNotIn(QD._meta.db_table, tables("q"))
+
+    def test_db_manager_installs_elsewhere(self):
+        QA.objects.db_manager("p").install()
+        self.assertIn(QA._meta.db_table, tables("p"))
+        self.assertNotIn(QA._meta.db_table, tables("q"))
+        QA.objects.db_manager("p").drop()
+        self.assertNotIn(QA._meta.db_table, tables("p"))
+
+    def test_initial_data(self):
+        QA.objects.install(initial_data=True)
+        self.assertEqual(
+            list(QA.objects.order_by("pk").values_list("name", flat=True)),
+            ["initial", "data"],
+        )
+        QB.objects.install()  # Deleting QAs cascades to QB.
+        QA.objects.all().delete()
+        self.assertEqual(QA.objects.load_initial_data(), 2)
+        self.assertEqual(QA.objects.count(), 2)
+
+
+class DropTests(SchemaTestCase):
+    def test_drop_removes_foreign_keys_pointing_at_the_table_first(self):
+        install_models([QA, QB])
+        statements = QA.objects.drop()
+        sql = [s.sql for s in statements]
+        if connections["q"].vendor == "sqlite":
+            # SQLite can't drop a constraint; dropping the table is enough.
+            self.assertEqual(len(sql), 1)
+        else:
+            self.assertEqual(len(sql), 2)
+            self.assertIn('ALTER TABLE "manager_schema_manipulation_qb" DROP', sql[0])
+            # QB no longer depends on QA.
+            QB.objects.create(name="orphan", a_id=12345)
+        self.assertTrue(
+            sql[-1].startswith('DROP TABLE "manager_schema_manipulation_qa"')
+        )
+        self.assertEqual(tables("q") & {QA._meta.db_table}, set())
+
+    def test_drop_missing(self):
+        msg = "Table 'manager_schema_manipulation_qa' doesn't exist in database 'q'."
+        with self.assertRaisesMessage(SchemaError, msg):
+            QA.objects.drop()
+        self.assertEqual(QA.objects.drop(missing_ok=True), [])
+
+    def test_drop_sql_only(self):
+        QA.objects.install()
+        statements = QA.objects.drop(sql_only=True)
+        self.assertEqual(len(statements), 1)
+        self.assertIn(QA._meta.db_table, tables("q"))
+
+
+class ColumnTests(SchemaTestCase):
+    def columns(self):
+        with connections["q"].cursor() as cursor:
+            return [
+                c.name
+                for c in connections["q"].introspection.get_table_description(
+                    cursor, QB._meta.db_table
+                )
+            ]
+
+    def test_drop_and_add_column(self):
+        install_models([QA, QB])
+        executed = QB.objects.drop_column("name")
+        self.assertTrue(executed)
+        self.assertEqual({s.connection.alias for s in executed}, {"q"})
+        self.assertNotIn("name", self.columns())
+        msg = (
+            "Column 'name' of 'manager_schema_manipulation_qb' doesn't exist in "
+            "database 'q'."
+        )
+        with self.assertRaisesMessage(SchemaError, msg):
+            QB.objects.drop_column("name")
+        executed = QB.objects.add_column(QB._meta.get_field("name"))
+        self.assertTrue(executed)
+        self.assertIn("name", self.columns())
+        msg = (
+            "Column 'name' of 'manager_schema_manipulation_qb' already exists in "
+            "database 'q'."
+        )
+        with self.assertRaisesMessage(SchemaError, msg):
+            QB.objects.add_column("name")
+        QB.objects.create(name="works", a=QA.objects.create(name="a"))
+
+    def test_foreign_key_column(self):
+        install_models([QA, QB])
+        QB.objects.drop_column("a")
+        self.assertNotIn("a_id", self.columns())
+        QB.objects.add_column("a")
+        self.assertIn("a_id", self.columns())
+
+    def test_sql_only(self):
+        install_models([QA, QB])
+        statements = QB.objects.drop_column("name", sql_only=True)
+        self.assertTrue(statements)
+        self.assertIn("name", self.columns())
+
+    def test_unknown_field(self):
+        QA.objects.install()
+        with self.assertRaisesMessage(Exception, "QA has no field named 'nope'"):
+            QA.objects.add_column("nope")
+
+
+class AllAtOnceTests(SchemaTestCase):
+    def test_install_models_in_any_order_with_cycles(self):
+        result = install_models(list(reversed(ALL_MODELS)))
+        self.assertEqual(sorted(result), ["default", "p", "q"])
+        for model in ALL_MODELS:
+            self.assertIn(
+                model._meta.db_table, tables(model._meta.db_connection or "default")
+            )
+        a = PA.objects.create(name="a")
+        a.c = PC.objects.create(name="c", b=PB.objects.create(name="b", a=a))
+        a.save()
+        QD.objects.create(name="d").qcs.add(QC.objects.create(name="c"))
+        with self.assertRaisesMessage(SchemaError, "already exist in database"):
+            install_models([QA])
+        self.assertEqual(
+            install_models(ALL_MODELS, exists_ok=True),
+            {"default": [], "p": [], "q": []},
+        )
+        result = drop_models(ALL_MODELS)
+        for model in ALL_MODELS:
+            self.assertNotIn(
+                model._meta.db_table, tables(model._meta.db_connection or "default")
+            )
+
+    def test_failure_leaves_the_database_as_it_was(self):
+        connection = connections["q"]
+        statements = [
+            BoundStatement(
+                'CREATE TABLE "multidb_tmp" ("id" integer)', None, connection
+            ),
+            BoundStatement("THIS IS NOT SQL", None, connection),
+        ]
+        with self.assertRaises(DatabaseError):
+            run_statements(connection, statements)
+        self.assertNotIn("multidb_tmp", tables("q"))
+
+    def test_management_commands(self):
+        out = io.StringIO()
+        management.call_command(
+            "sqlinstall", "manager_schema_manipulation.QA", stdout=out
+        )
+        self.assertIn("-- Database 'q'", out.getvalue())
+        self.assertIn('CREATE TABLE "manager_schema_manipulation_qa"', out.getvalue())
+        self.assertNotIn(QA._meta.db_table, tables("q"))
+        out = io.StringIO()
+        management.call_command(
+            "installmodels", "manager_schema_manipulation", stdout=out
+        )
+        self.assertIn("statement(s) on database 'p'", out.getvalue())
+        self.assertIn(PA._meta.db_table, tables("p"))
+        with self.assertRaisesMessage(
+            management.CommandError, "No installed app with label 'nope'"
+        ):
+            management.call_command("sqlinstall", "nope")
