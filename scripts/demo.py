@@ -127,6 +127,41 @@ def demo_transactions(namespace: dict) -> None:
     show("transaction.commit(['a', 'nope'])", namespace)
 
 
+def demo_schema(namespace: dict) -> None:
+    section("Schema work from the manager: install() with a foreign key cycle")
+    from django.db import models
+    from django.db.models.schema import drop_models
+
+    class Author(models.Model):
+        name = models.CharField(max_length=50)
+        favourite = models.ForeignKey("Book", models.SET_NULL, null=True)
+
+        class Meta:
+            app_label = "contenttypes"
+            db_connection = "b"
+            managed = False
+
+    class Book(models.Model):
+        title = models.CharField(max_length=50)
+        author = models.ForeignKey(Author, models.CASCADE)
+
+        class Meta:
+            app_label = "contenttypes"
+            db_connection = "b"
+            managed = False
+
+    namespace.update(Author=Author, Book=Book, drop_models=drop_models)
+    show("Author.objects.install()", namespace)
+    show("Book.objects.install()", namespace)
+    show("Author.objects.install()", namespace)
+    namespace["author"] = Author.objects.create(name="Ursula")
+    show(
+        "Book.objects.create(title='Earthsea', author=author).author.name",
+        namespace,
+    )
+    show("drop_models([Author, Book])", namespace)
+
+
 def main() -> int:
     argparse.ArgumentParser(description=__doc__).parse_args()
     vendor()
@@ -151,6 +186,7 @@ def main() -> int:
         demo_connections(namespace)
         demo_binding(namespace)
         demo_transactions(namespace)
+        demo_schema(namespace)
         connections.close_all()
     print("\nDemo finished.")
     return 0
