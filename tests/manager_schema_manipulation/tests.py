@@ -3,7 +3,7 @@ import io
 import os
 
 from django.core import management
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, connections, transaction
 from django.db.models.schema import (
     BoundStatement,
     SchemaError,
@@ -85,6 +85,17 @@ class InstallTests(SchemaTestCase):
             QA.objects.install()
         self.assertEqual(QA.objects.get().name, "kept")
         self.assertEqual(QA.objects.install(exists_ok=True), ([], []))
+
+    def test_install_inside_a_transaction(self):
+        with transaction.atomic(using="q"):
+            QA.objects.install()
+            QA.objects.create(name="inside")
+        self.assertEqual(QA.objects.get().name, "inside")
+        with self.assertRaises(ValueError):
+            with transaction.atomic(using="q"):
+                QB.objects.install()
+                raise ValueError
+        self.assertNotIn(QB._meta.db_table, tables("q"))
 
     def test_sql_only_runs_nothing(self):
         executed, pending = QD.objects.install(sql_only=True)

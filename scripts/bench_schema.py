@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""
+Time creating the tables of 200 models with foreign key chains and cycles,
+three ways, in one run: install_models() (the fork's manager schema work),
+`migrate --run-syncdb`, and executing the same SQL directly with a cursor.
+Prints each time and its ratio to raw SQL.
+
+    python scripts/bench_schema.py [--db sqlite|postgres] [--rounds 3]
+
+Each measurement runs in a fresh process on a fresh database (in-memory
+SQLite, or a new database on a throwaway PostgreSQL server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _common import ROOT, ScriptError, run_main
+from vendor import vendor
+
+MODELS = 200
+
+APP_MODELS = f"""
+from django.db import models
+
+# Model i points at model i - 1 (a chain); every tenth model also points at
+# model i + 5, which closes cycles.
+for i in range({MODELS}):
+    attrs = {{
+        "__module__": __name__,
+        "name": models.CharField(max_length=20),
+    }}
+    if i:
+        attrs["prev"] = models.ForeignKey(
+            f"Thing{{i - 1}}", models.CASCADE, related_name="+"
+        )
+    if i % 10 == 0 and i + 5 < {MODELS}:
+        attrs["ahead"] = models.ForeignKey(
+            f"Thing{{i + 5}}", models.CASCADE, null=True, related_name="+"
+        )
+    globals()[f"Thing{{i}}"] = type(f"Thing{{i}}", (models.Model,), attrs)
+"""
+
+WORKLOAD = r"""
+import json, os, sys, time
+import django
+from django.conf import settings
+
+method, engine, name = sys.argv[1:4]
+database = {"ENGINE": "django.db.backends." + engine, "NAME": name}
+if engine == "postgresql":
+    host = os.environ["MULTIDB_PGHOSTS"].split(os.pathsep)[0]
+    database.update(HOST=host, USER="postgres")
+settings.configure(
+    DATABASES={"default": database},
+    INSTALLED_APPS=["multidb_bench_schema"],
+    DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+)
+django.setup()
+from django.apps import apps
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.db.models.schema import install_models
+
+models = list(apps.get_app_config("multidb_bench_schema").get_models())
+connection.ensure_connection()
+start = time.perf_counter()
+if method == "install_models":
+    install_models(models)
+elif method == "migrate":
+    call_command("migrate", run_syncdb=True, verbosity=0)
+else:
+    statements = install_models(models, sql_only=True)["default"]
+    start = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement.sql, statement.params or None)
+elapsed = time.perf_counter() - start
+tables = len(connection.introspection.table_names())
+json.dump({"seconds": elapsed, "tables": tables}, sys.stdout)
+"""
+
+
+def measure(method: str, db: str, app_dir: Path, run: int) -> float:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(app_dir)]))
+    if db == "sqlite":
+        engine, name = "sqlite3", ":memory:"
+    else:
+        engine, name = "postgresql", f"bench_{method}_{run}"
+        host = os.environ["MULTIDB_PGHOSTS"].split(os.pathsep)[0]
+        subprocess.run(
+            ["psql", "-h", host, "-U", "postgres", "-qc", f"CREATE DATABASE {name}"],
+            check=True,
+        )
+    result = subprocess.run(
+        [sys.executable, "-c", WORKLOAD, method, engine, name],
+        cwd=app_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode:
+        raise ScriptError(f"{method} failed:\n{result.stderr.strip()}")
+    data = json.loads(result.stdout)
+    if data["tables"] < MODELS:
+        raise ScriptError(f"{method} created {data['tables']} tables, not {MODELS}.")
+    return data["seconds"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if args.db == "postgres" and not os.environ.get("MULTIDB_PGHOSTS"):
+        from pgcluster import run_with_clusters
+
+        return run_with_clusters([sys.executable, *sys.argv], 1, durable=False)
+    vendor()
+    methods = {
+        "raw": "raw SQL",
+        "install_models": "install_models()",
+        "migrate": "migrate --run-syncdb",
+    }
+    best: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        app = Path(tmp) / "multidb_bench_schema"
+        app.mkdir()
+        (app / "__init__.py").write_text("")
+        (app / "models.py").write_text(APP_MODELS)
+        for run in range(args.rounds):
+            for method in methods:
+                seconds = measure(method, args.db, Path(tmp), run)
+                best[method] = min(best.get(method, seconds), seconds)
+            print(f"round {run + 1}/{args.rounds} done", flush=True)
+    print(f"\nCreating {MODELS} tables on {args.db} (best of {args.rounds}):")
+    for method, label in methods.items():
+        ratio = best[method] / best["raw"]
+        print(f"  {label:<22} {best[method] * 1000:>8.1f} ms   {ratio:>5.2f}x raw SQL")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
