@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import filecmp
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -209,6 +210,30 @@ def git(
             + (result.stderr.strip() or result.stdout.strip())
         )
     return result
+
+
+def run_workload(code: str, args: list[str], cwd: Path, pythonpath: list[Path]):
+    """
+    Run a benchmark workload (Python code) in a fresh interpreter with the
+    given sys.path entries and return the JSON it prints.
+    """
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(str(p.resolve()) for p in pythonpath),
+        PYTHONHASHSEED="0",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode:
+        raise ScriptError(
+            f"the workload {' '.join(args)} failed:\n{result.stderr.strip()}"
+        )
+    return json.loads(result.stdout)
 
 
 def fork_test_apps() -> list[str]:

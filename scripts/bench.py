@@ -20,20 +20,16 @@ atomic(using=[...]) over the same two databases.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from _common import (
     BUILD,
     ROOT,
-    ScriptError,
     extract_sdist,
     fetch_sdist,
     read_pin,
     run_main,
+    run_workload,
 )
 from vendor import vendor
 
@@ -150,18 +146,7 @@ def pristine_tree() -> Path:
 
 
 def run_round(which: str, path: Path) -> dict[str, float]:
-    path = path.resolve()
-    env = dict(os.environ, PYTHONPATH=str(path), PYTHONHASHSEED="0")
-    result = subprocess.run(
-        [sys.executable, "-c", WORKLOAD, which],
-        cwd=path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode:
-        raise ScriptError(f"the {which} workload failed:\n{result.stderr.strip()}")
-    return json.loads(result.stdout)
+    return run_workload(WORKLOAD, [which], cwd=path.resolve(), pythonpath=[path])
 
 
 def main() -> int:

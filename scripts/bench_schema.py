@@ -14,14 +14,13 @@ file, or a new database on a throwaway PostgreSQL server).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import ROOT, ScriptError, run_main
+from _common import ROOT, ScriptError, run_main, run_workload
 from vendor import vendor
 
 MODELS = 200
@@ -88,7 +87,6 @@ json.dump({"seconds": elapsed, "tables": tables}, sys.stdout)
 
 
 def measure(method: str, db: str, app_dir: Path, run: int) -> float:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(app_dir)]))
     if db == "sqlite":
         # A database file, as a project has: in memory, DDL is nearly free.
         engine, name = "sqlite3", str(app_dir / f"bench_{method}_{run}.sqlite3")
@@ -99,16 +97,9 @@ def measure(method: str, db: str, app_dir: Path, run: int) -> float:
             ["psql", "-h", host, "-U", "postgres", "-qc", f"CREATE DATABASE {name}"],
             check=True,
         )
-    result = subprocess.run(
-        [sys.executable, "-c", WORKLOAD, method, engine, name],
-        cwd=app_dir,
-        env=env,
-        capture_output=True,
-        text=True,
+    data = run_workload(
+        WORKLOAD, [method, engine, name], cwd=app_dir, pythonpath=[ROOT, app_dir]
     )
-    if result.returncode:
-        raise ScriptError(f"{method} failed:\n{result.stderr.strip()}")
-    data = json.loads(result.stdout)
     if data["tables"] < MODELS:
         raise ScriptError(f"{method} created {data['tables']} tables, not {MODELS}.")
     return data["seconds"]
