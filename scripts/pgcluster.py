@@ -7,9 +7,11 @@ Run a command against throwaway PostgreSQL servers.
 Creates each server with initdb in a new temporary directory, listening on a
 Unix socket only (listen_addresses=''), with max_prepared_transactions > 0,
 as the 'postgres' user when run as root (initdb refuses root). COMMAND runs
-with MULTIDB_PGHOSTS set to the servers' socket directories, separated by
-os.pathsep; the servers are stopped and their directories removed when it
-ends, even when it fails or is interrupted. The exit status is COMMAND's.
+with MULTIDB_PGHOSTS set to the servers' socket directories and
+MULTIDB_PGDATA to their data directories (for tests that stop and restart a
+server with pg_ctl), separated by os.pathsep, and MULTIDB_PG_BINDIR; the
+servers are stopped and their directories removed when it ends, even when it
+fails or is interrupted. The exit status is COMMAND's.
 
 The server binaries (initdb, pg_ctl) are looked up in MULTIDB_PG_BINDIR, on
 PATH, then in /usr/lib/postgresql/*/bin. If MULTIDB_PGHOSTS is already set,
@@ -36,9 +38,11 @@ SERVER_SETTINGS = {
     "listen_addresses": "''",
     "max_prepared_transactions": "20",
     "max_connections": "100",
-    # Throwaway servers: durability only costs time. --durable keeps it.
+    # Throwaway servers: surviving an operating system crash only costs
+    # time (--durable keeps it). Commits still reach the kernel before they
+    # return, so a test can stop a server with -m immediate and lose nothing.
     "fsync": "off",
-    "synchronous_commit": "off",
+    "synchronous_commit": "on",
     "full_page_writes": "off",
 }
 
@@ -106,19 +110,13 @@ class Cluster:
             "--locale=C.UTF-8",
             "--no-sync",
         )
-        options = " ".join(f"-c {key}={value}" for key, value in settings.items())
-        options += f" -c unix_socket_directories='{self.socket_dir}'"
-        self.run(
-            "pg_ctl",
-            "start",
-            "--pgdata",
-            str(self.data),
-            "--wait",
-            "--log",
-            str(self.log),
-            "--options",
-            options,
-        )
+        # In postgresql.conf, so that a test can restart the server with a
+        # plain pg_ctl start.
+        settings = dict(settings, unix_socket_directories=f"'{self.socket_dir}'")
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+        data, log = str(self.data), str(self.log)
+        self.run("pg_ctl", "start", "--pgdata", data, "--wait", "--log", log)
         self.started = True
 
     def stop(self) -> None:
@@ -145,7 +143,7 @@ def run_with_clusters(command: list[str], servers: int, durable: bool) -> int:
             raise ScriptError("running as root needs a 'postgres' user to run initdb.")
     settings = dict(SERVER_SETTINGS)
     if durable:
-        for key in ("fsync", "synchronous_commit", "full_page_writes"):
+        for key in ("fsync", "full_page_writes"):
             settings[key] = "on"
     root = Path(tempfile.mkdtemp(prefix="multidb-pg-"))
     root.chmod(0o755)
@@ -165,7 +163,12 @@ def run_with_clusters(command: list[str], servers: int, durable: bool) -> int:
             f"{time.monotonic() - started:.1f}s: {hosts}",
             flush=True,
         )
-        env = dict(os.environ, MULTIDB_PGHOSTS=hosts)
+        env = dict(
+            os.environ,
+            MULTIDB_PGHOSTS=hosts,
+            MULTIDB_PGDATA=os.pathsep.join(str(c.data) for c in clusters),
+            MULTIDB_PG_BINDIR=str(bindir),
+        )
         return subprocess.run(command, env=env).returncode
     finally:
         for cluster in clusters:

@@ -25,6 +25,8 @@ def server(index, name):
         "HOST": hosts[index % len(hosts)],
         "USER": "postgres",
         "NAME": name,
+        # A leftover prepared transaction holds its locks: fail, don't hang.
+        "OPTIONS": {"options": "-c lock_timeout=20s"},
     }
 
 

@@ -16,6 +16,7 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "multiple_databases",
     "manager_schema_manipulation",
+    "two_phase_commit",
 ]
 
 SECRET_KEY = "django_multidb_tests_secret_key"

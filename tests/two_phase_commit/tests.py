@@ -1,0 +1,510 @@
+"""
+Two-phase commit: atomic(using=[...], two_phase=True), the decision log and
+recovery, on real servers. The crash tests run the bank-transfer workload
+(worker.py) in a child process, kill it or stop a server at each step of the
+protocol, run recovery and check that no money was made or lost.
+"""
+
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from unittest import skipIf, skipUnless
+
+from django.core.management import call_command
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    NotSupportedError,
+    connections,
+    transaction,
+    twophase,
+)
+from django.db.models import F
+from django.test import TransactionTestCase, override_settings
+
+from .models import Account, Transfer
+
+WORKER = Path(__file__).with_name("worker.py")
+VENDOR = connections["a"].vendor
+SUPPORTED = VENDOR in twophase.PARTICIPANTS
+POSTGRESQL = VENDOR == "postgresql"
+
+# Every step of the protocol with a transfer between 'a' and 'b', and whether
+# the transfer has committed once the worker dies there.
+STEPS = [
+    ("prepare", "a", False),  # before prepare
+    ("prepared", "a", False),  # after 1 of 2 prepared
+    ("prepare", "b", False),
+    ("prepared", "b", False),  # after all prepared
+    ("decided", "default", True),  # after the decision is logged
+    ("committed", "a", True),  # after 1 of 2 committed
+    ("committed", "b", True),  # after all committed, before forgetting
+]
+
+
+def in_doubt(alias):
+    """Our prepared transactions on database alias."""
+    connection = connections[alias]
+    return twophase.PARTICIPANTS[connection.vendor].in_doubt(connection)
+
+
+class BankTestCase(TransactionTestCase):
+    available_apps = ["two_phase_commit"]
+    databases = {"default", "a", "b"}
+
+    def setUp(self):
+        Account.objects.using("a").create(name="alice", balance=1000)
+        Account.objects.using("b").create(name="bob", balance=1000)
+
+    def tearDown(self):
+        twophase.fault_hook = None
+        for alias in ("a", "b"):
+            connections[alias].close()
+        if SUPPORTED:
+            # Leftover prepared transactions keep the test databases from
+            # being dropped.
+            transaction.recover(using=["a", "b"], min_age=0)
+        super().tearDown()
+
+    def transfer(self, amount, key=None):
+        """The body of a transfer, inside a block over 'a' and 'b'."""
+        key = key or uuid.uuid4()
+        Account.objects.using("a").filter(name="alice").update(
+            balance=F("balance") - amount
+        )
+        Transfer.objects.using("a").create(key=key, amount=-amount)
+        Account.objects.using("b").filter(name="bob").update(
+            balance=F("balance") + amount
+        )
+        Transfer.objects.using("b").create(key=key, amount=amount)
+
+    def balances(self):
+        return (
+            Account.objects.using("a").get(name="alice").balance,
+            Account.objects.using("b").get(name="bob").balance,
+        )
+
+    def assertConsistent(self):
+        """
+        No money made or lost, every transfer on both sides or on neither, no
+        prepared transaction or decision left. Return how many transfers
+        were applied.
+        """
+        self.assertEqual(in_doubt("a") + in_doubt("b"), [])
+        self.assertEqual(twophase.decisions(), {})
+        alice, bob = self.balances()
+        self.assertEqual(alice + bob, 2000)
+        sides = {
+            alias: dict(Transfer.objects.using(alias).values_list("key", "amount"))
+            for alias in ("a", "b")
+        }
+        self.assertEqual(sides["a"].keys(), sides["b"].keys())
+        for key, amount in sides["a"].items():
+            self.assertEqual(sides["b"][key], -amount)
+        self.assertEqual(alice, 1000 + sum(sides["a"].values()))
+        return len(sides["a"])
+
+
+class BadInputTests(BankTestCase):
+    """Each is refused before anything is written."""
+
+    def assertUnchanged(self):
+        self.assertEqual(self.balances(), (1000, 1000))
+        self.assertEqual(Transfer.objects.using("a").count(), 0)
+
+    @skipIf(SUPPORTED, "needs a backend without two-phase commit")
+    def test_backend_without_two_phase_commit(self):
+        vendor = connections["a"].display_name
+        message = f"Database 'a' can't take part in a two-phase commit: the {vendor}"
+        with self.assertRaisesMessage(NotSupportedError, message):
+            with transaction.atomic(using=["a", "b"], two_phase=True):
+                self.transfer(5)
+        self.assertUnchanged()
+
+    @skipUnless(SUPPORTED, "needs a backend with two-phase commit")
+    def test_alias_given_twice(self):
+        message = "Database 'a' is given more than once to a two-phase atomic block."
+        with self.assertRaisesMessage(ValueError, message):
+            with transaction.atomic(using=["a", "b", connections["a"]], two_phase=True):
+                self.transfer(5)
+        self.assertUnchanged()
+
+    @skipUnless(SUPPORTED, "needs a backend with two-phase commit")
+    def test_nested_in_an_ordinary_block(self):
+        message = (
+            "Database 'b' can't be the participant of a two-phase commit while "
+            "it's inside a transaction: a two-phase block must be the outermost "
+            "block on each of its databases."
+        )
+        for outer in (["b"], ["b", "a"]):
+            with self.subTest(outer=outer):
+                with transaction.atomic(using=outer):
+                    Account.objects.using("b").update(balance=0)
+                    with self.assertRaisesMessage(NotSupportedError, message):
+                        with transaction.atomic(using=["b", "a"], two_phase=True):
+                            self.transfer(5)
+                    transaction.set_rollback(True, using=outer)
+                self.assertUnchanged()
+
+    @skipUnless(SUPPORTED, "needs a backend with two-phase commit")
+    def test_nested_in_a_two_phase_block(self):
+        with self.assertRaisesMessage(NotSupportedError, "Database 'a' can't be"):
+            with transaction.atomic(using=["a", "b"], two_phase=True):
+                self.transfer(5)
+                with transaction.atomic(using=["a", "b"], two_phase=True):
+                    pass
+        self.assertUnchanged()
+
+    @skipUnless(SUPPORTED, "needs a backend with two-phase commit")
+    @override_settings(TRANSACTION_COORDINATOR="nowhere")
+    def test_coordinator_not_configured(self):
+        message = "TRANSACTION_COORDINATOR names database 'nowhere', which isn't"
+        with self.assertRaisesMessage(NotSupportedError, message):
+            with transaction.atomic(using=["a", "b"], two_phase=True):
+                self.transfer(5)
+        self.assertUnchanged()
+
+    @skipUnless(POSTGRESQL, "PostgreSQL's max_prepared_transactions")
+    def test_max_prepared_transactions_zero(self):
+        restart_server(1, "-c max_prepared_transactions=0")
+        try:
+            message = (
+                "Database 'b' can't take part in a two-phase commit: its server "
+                "has max_prepared_transactions = 0."
+            )
+            with self.assertRaisesMessage(NotSupportedError, message):
+                with transaction.atomic(using=["a", "b"], two_phase=True):
+                    self.transfer(5)
+            self.assertUnchanged()
+        finally:
+            restart_server(1)
+        # The restarted server takes part again.
+        with transaction.atomic(using=["a", "b"], two_phase=True):
+            self.transfer(5)
+        self.assertEqual(self.assertConsistent(), 1)
+
+
+@skipUnless(SUPPORTED, "needs a backend with two-phase commit")
+class ProtocolTests(BankTestCase):
+    def test_commit(self):
+        with transaction.atomic(using=["a", "b"], two_phase=True):
+            self.transfer(5)
+        self.assertEqual(self.balances(), (995, 1005))
+        self.assertEqual(self.assertConsistent(), 1)
+
+    def test_decorator_and_reuse(self):
+        @transaction.atomic(using=["a", "b"], two_phase=True)
+        def move(amount):
+            self.transfer(amount)
+
+        move(5)
+        move(7)
+        self.assertEqual(self.balances(), (988, 1012))
+        self.assertEqual(self.assertConsistent(), 2)
+
+    def test_exception_rolls_back_everywhere(self):
+        with self.assertRaises(ZeroDivisionError):
+            with transaction.atomic(using=["a", "b"], two_phase=True):
+                self.transfer(5)
+                1 / 0
+        self.assertEqual(self.assertConsistent(), 0)
+
+    def test_set_rollback_rolls_back_everywhere(self):
+        with transaction.atomic(using=["a", "b"], two_phase=True):
+            self.transfer(5)
+            transaction.set_rollback(True, using="b")
+        self.assertEqual(self.assertConsistent(), 0)
+
+    def test_inner_blocks_nest(self):
+        with transaction.atomic(using=["a", "b"], two_phase=True):
+            self.transfer(5)
+            with self.assertRaises(IntegrityError):
+                with transaction.atomic(using="b"):
+                    Account.objects.using("b").create(name="bob", balance=1)
+            with transaction.atomic(using=["a", "b"]):
+                self.transfer(1)
+        self.assertEqual(self.balances(), (994, 1006))
+        self.assertEqual(self.assertConsistent(), 2)
+
+    @skipUnless(POSTGRESQL, "a failed PostgreSQL transaction")
+    def test_failed_transaction_is_not_prepared(self):
+        # PREPARE TRANSACTION on a failed transaction answers ROLLBACK
+        # without raising: 'a' must not commit alone.
+        with self.assertRaisesMessage(
+            DatabaseError, "The transaction on database 'b' failed and can't be"
+        ):
+            with transaction.atomic(using=["a", "b"], two_phase=True):
+                self.transfer(5)
+                try:
+                    with connections["b"].cursor() as cursor:
+                        cursor.execute("SELECT 1 / 0")
+                except DatabaseError:
+                    pass
+        self.assertEqual(self.assertConsistent(), 0)
+
+    def test_failure_before_the_decision_rolls_back(self):
+        for step, alias, _ in STEPS[:4]:
+            with self.subTest(step=step, alias=alias):
+
+                def hook(at, where):
+                    if (at, where) == (step, alias):
+                        raise DatabaseError("simulated failure")
+
+                twophase.fault_hook = hook
+                with self.assertRaisesMessage(DatabaseError, "simulated failure"):
+                    with transaction.atomic(using=["a", "b"], two_phase=True):
+                        self.transfer(5)
+                twophase.fault_hook = None
+                self.assertEqual(self.assertConsistent(), 0)
+                self.assertIs(connections["a"].get_autocommit(), True)
+
+    @skipUnless(POSTGRESQL, "pg_terminate_backend()")
+    def test_failure_after_the_decision_commits(self):
+        # The session of 'b' dies after the decision: the block has committed
+        # and must not raise; recovery finishes 'b'.
+        def hook(step, alias):
+            if step == "decided":
+                terminate_session("b")
+
+        twophase.fault_hook = hook
+        with self.assertLogs("django.db.transaction", "ERROR") as logs:
+            with transaction.atomic(using=["a", "b"], two_phase=True):
+                self.transfer(5)
+        twophase.fault_hook = None
+        self.assertIn("on database 'b' failed", logs.output[0])
+        self.assertIn("recover_transactions will finish it", logs.output[0])
+        connections["b"].close()
+        self.assertEqual(len(in_doubt("b")), 1)
+        self.assertEqual(len(twophase.decisions()), 1)
+        report = transaction.recover(using=["a", "b"], min_age=3600)
+        self.assertEqual([entry.action for entry in report], ["Committed"])
+        self.assertEqual(self.balances(), (995, 1005))
+        self.assertEqual(self.assertConsistent(), 1)
+
+    def test_on_commit_runs_once_after_the_decision(self):
+        calls = []
+
+        def callback(name):
+            calls.append((name, len(twophase.decisions()), len(in_doubt("b"))))
+
+        with transaction.atomic(using=["a", "b"], two_phase=True):
+            self.transfer(5)
+            transaction.on_commit(lambda: callback("a"), using="a")
+            transaction.on_commit(lambda: callback("both"), using=["a", "b"])
+            transaction.on_commit(lambda: callback("b"), using="b")
+            self.assertEqual(calls, [])
+        # In the order registered, after phase two, decision forgotten.
+        self.assertEqual(calls, [("a", 0, 0), ("both", 0, 0), ("b", 0, 0)])
+
+    def test_on_commit_does_not_run_on_rollback(self):
+        calls = []
+        with self.assertRaises(ZeroDivisionError):
+            with transaction.atomic(using=["a", "b"], two_phase=True):
+                transaction.on_commit(lambda: calls.append(1), using="a")
+                1 / 0
+        self.assertEqual(calls, [])
+
+    def test_decision_log_created_on_first_use(self):
+        coordinator = connections["default"]
+        with coordinator.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {twophase.LOG_TABLE}")
+        twophase._log_ready.clear()
+        self.assertEqual(twophase.decisions(), {})
+        with transaction.atomic(using=["a", "b"], two_phase=True):
+            self.transfer(5)
+        self.assertIn(twophase.LOG_TABLE, coordinator.introspection.table_names())
+        self.assertEqual(self.assertConsistent(), 1)
+
+
+@skipUnless(SUPPORTED, "needs a backend with two-phase commit")
+class RecoveryTests(BankTestCase):
+    def leave_prepared(self):
+        """Leave one transfer prepared on both databases, undecided."""
+        result = run_worker(1, at=("prepared", "b", 0))
+        self.assertEqual(result.returncode, -signal.SIGKILL)
+        self.assertEqual(len(in_doubt("a")), 1)
+        self.assertEqual(len(in_doubt("b")), 1)
+
+    def test_young_transactions_are_left_alone(self):
+        self.leave_prepared()
+        report = transaction.recover(using=["a", "b"], min_age=3600)
+        self.assertEqual([entry.action for entry in report], ["Left", "Left"])
+        self.assertIn("younger than min_age", str(report[0]))
+        self.assertEqual(len(in_doubt("a")), 1)
+        report = transaction.recover(using=["a", "b"], min_age=0)
+        self.assertEqual(
+            [(entry.action, entry.alias) for entry in report],
+            [("Rolled back", "a"), ("Rolled back", "b")],
+        )
+        self.assertEqual(self.assertConsistent(), 0)
+
+    def test_dry_run_and_command(self):
+        self.leave_prepared()
+        out = io.StringIO()
+        databases = ["--database", "a", "--database", "b"]
+        call_command(
+            "recover_transactions", *databases, "--dry-run", "--min-age=0", stdout=out
+        )
+        self.assertIn("Would have rolled back djmdb_", out.getvalue())
+        self.assertIn("on database 'b'", out.getvalue())
+        self.assertIn("2 in-doubt transaction(s) found (dry run).", out.getvalue())
+        self.assertEqual(len(in_doubt("a")), 1)
+        out = io.StringIO()
+        call_command("recover_transactions", *databases, "--min-age=0", stdout=out)
+        self.assertIn("Rolled back djmdb_", out.getvalue())
+        self.assertEqual(self.assertConsistent(), 0)
+        out = io.StringIO()
+        call_command("recover_transactions", *databases, stdout=out)
+        self.assertEqual(out.getvalue(), "0 in-doubt transaction(s) found.\n")
+
+    @skipUnless(POSTGRESQL, "PostgreSQL's PREPARE TRANSACTION")
+    def test_foreign_prepared_transactions_are_left_alone(self):
+        with connections["b"].cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("INSERT INTO two_phase_commit_account VALUES (99, 'x', 1)")
+            cursor.execute("PREPARE TRANSACTION 'someone_else'")
+        connections["b"].close()
+        try:
+            self.assertEqual(transaction.recover(using=["a", "b"], min_age=0), [])
+            with connections["b"].cursor() as cursor:
+                cursor.execute("SELECT gid FROM pg_prepared_xacts")
+                self.assertEqual(cursor.fetchall(), [("someone_else",)])
+        finally:
+            with connections["b"].cursor() as cursor:
+                cursor.execute("ROLLBACK PREPARED 'someone_else'")
+
+
+@skipUnless(SUPPORTED, "needs a backend with two-phase commit")
+class CrashTests(BankTestCase):
+    """SIGKILL the worker at each step, then recover."""
+
+    def test_kill_at_each_step(self):
+        for step, alias, committed in STEPS:
+            with self.subTest(step=step, alias=alias):
+                result = run_worker(3, at=(step, alias, 1))
+                self.assertEqual(result.returncode, -signal.SIGKILL, result.stderr)
+                self.assertEqual(result.stdout.split("\n")[0], "done 0")
+                transaction.recover(using=["a", "b"], min_age=0)
+                applied = self.assertConsistent()
+                self.assertEqual(applied, 2 if committed else 1)
+                Transfer.objects.using("a").all().delete()
+                Transfer.objects.using("b").all().delete()
+                Account.objects.using("a").update(balance=1000)
+                Account.objects.using("b").update(balance=1000)
+
+    def test_kill_at_random_times(self):
+        for run in range(5):
+            with self.subTest(run=run):
+                worker = start_worker(1000)
+                self.assertEqual(worker.stdout.readline(), "done 0\n")
+                time.sleep(random.uniform(0, 0.3))
+                worker.kill()
+                worker.communicate()
+                transaction.recover(using=["a", "b"], min_age=0)
+                self.assertGreater(self.assertConsistent(), 0)
+
+
+@skipUnless(POSTGRESQL, "stops a PostgreSQL server with pg_ctl")
+class ServerStopTests(BankTestCase):
+    """Stop the server of 'b' (pg_ctl stop -m immediate) mid-protocol."""
+
+    def stop_server_at(self, step, alias, transfers):
+        worker = start_worker(transfers, at=(step, alias, 0), action="pause")
+        self.assertEqual(worker.stdout.readline(), "paused\n")
+        restart_server(1)
+        worker.stdin.write("\n")
+        worker.stdin.flush()
+        out, err = worker.communicate(timeout=60)
+        self.assertEqual(worker.returncode, 0, err)
+        transaction.recover(using=["a", "b"], min_age=0)
+        return out, err
+
+    def test_before_the_decision(self):
+        out, _ = self.stop_server_at("prepared", "a", transfers=2)
+        self.assertTrue(out.startswith("failed 0"), out)
+        self.assertIn("done 1", out)
+        self.assertEqual(self.assertConsistent(), 1)
+
+    def test_after_the_decision(self):
+        # The transfer has committed: the block returns normally and recovery
+        # finishes 'b' (until then, the prepared transaction keeps its locks).
+        out, err = self.stop_server_at("decided", "default", transfers=1)
+        self.assertEqual(out, "done 0\n")
+        self.assertIn("on database 'b' failed", err)
+        self.assertEqual(self.assertConsistent(), 1)
+
+
+def worker_environment(at=None, action="kill"):
+    databases = {
+        alias: {
+            key: connections[alias].settings_dict[key]
+            for key in ("ENGINE", "NAME", "HOST", "PORT", "USER", "PASSWORD", "OPTIONS")
+        }
+        for alias in ("default", "a", "b")
+    }
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(path for path in sys.path if path),
+        MULTIDB_WORKER_DATABASES=json.dumps(databases),
+        MULTIDB_WORKER_ACTION=action,
+    )
+    if at:
+        env["MULTIDB_WORKER_AT"] = " ".join(map(str, at))
+    return env
+
+
+def run_worker(transfers, at=None):
+    return subprocess.run(
+        [sys.executable, str(WORKER), str(transfers)],
+        env=worker_environment(at),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def start_worker(transfers, at=None, action="kill"):
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), str(transfers)],
+        env=worker_environment(at, action),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def pg_ctl(*args):
+    """Run pg_ctl as the owner of the throwaway servers (scripts/pgcluster.py)."""
+    command = [os.path.join(os.environ["MULTIDB_PG_BINDIR"], "pg_ctl"), *args]
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", "postgres", "--", *command]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+
+def restart_server(index, options=""):
+    """Stop a throwaway server abruptly and start it again."""
+    data = os.environ["MULTIDB_PGDATA"].split(os.pathsep)[index]
+    pg_ctl("stop", "--pgdata", data, "-m", "immediate", "--wait")
+    log = os.path.join(os.path.dirname(data), "server.log")
+    pg_ctl("start", "--pgdata", data, "--wait", "--log", log, "--options", options)
+    connections.close_all()
+
+
+def terminate_session(alias):
+    """End the server session of connection alias from another session."""
+    pid = connections[alias].connection.info.backend_pid
+    other = connections.create_connection(alias)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s, 10000)", [pid])
+            assert cursor.fetchone()[0] is True
+    finally:
+        other.close()
