@@ -171,9 +171,34 @@ class BadInputTests(BankTestCase):
                 self.transfer(5)
         self.assertUnchanged()
 
+    @skipUnless(VENDOR == "mysql", "MySQL's implicit commits")
+    def test_ddl_in_the_block(self):
+        with self.assertRaisesMessage(DatabaseError, "XAER_RMFAIL"):
+            with transaction.atomic(using=["a", "b"], two_phase=True):
+                self.transfer(5)
+                with connections["b"].cursor() as cursor:
+                    cursor.execute("CREATE TABLE two_phase_commit_extra (id int)")
+        self.assertNotIn(
+            "two_phase_commit_extra", connections["b"].introspection.table_names()
+        )
+        self.assertEqual(self.assertConsistent(), 0)
+
+    @skipUnless(VENDOR == "mysql", "XA on the coordinator")
+    @override_settings(TRANSACTION_COORDINATOR="a")
+    def test_mysql_coordinator_taking_part(self):
+        message = (
+            "Database 'a' can't be both the coordinator (TRANSACTION_COORDINATOR) "
+            "and a participant of a two-phase commit on %s: choose another "
+            "coordinator." % connections["a"].display_name
+        )
+        with self.assertRaisesMessage(NotSupportedError, message):
+            with transaction.atomic(using=["a", "b"], two_phase=True):
+                self.transfer(5)
+        self.assertUnchanged()
+
     @skipUnless(POSTGRESQL, "PostgreSQL's max_prepared_transactions")
     def test_max_prepared_transactions_zero(self):
-        restart_server(1, "-c max_prepared_transactions=0")
+        restart_server(1, "-c max_prepared_transactions=0", mode="fast")
         try:
             message = (
                 "Database 'b' can't take part in a two-phase commit: its server "
@@ -184,7 +209,7 @@ class BadInputTests(BankTestCase):
                     self.transfer(5)
             self.assertUnchanged()
         finally:
-            restart_server(1)
+            restart_server(1, mode="fast")
         # The restarted server takes part again.
         with transaction.atomic(using=["a", "b"], two_phase=True):
             self.transfer(5)
@@ -265,7 +290,6 @@ class ProtocolTests(BankTestCase):
                 self.assertEqual(self.assertConsistent(), 0)
                 self.assertIs(connections["a"].get_autocommit(), True)
 
-    @skipUnless(POSTGRESQL, "pg_terminate_backend()")
     def test_failure_after_the_decision_commits(self):
         # The session of 'b' dies after the decision: the block has committed
         # and must not raise; recovery finishes 'b'.
@@ -364,21 +388,20 @@ class RecoveryTests(BankTestCase):
         call_command("recover_transactions", *databases, stdout=out)
         self.assertEqual(out.getvalue(), "0 in-doubt transaction(s) found.\n")
 
-    @skipUnless(POSTGRESQL, "PostgreSQL's PREPARE TRANSACTION")
     def test_foreign_prepared_transactions_are_left_alone(self):
-        with connections["b"].cursor() as cursor:
-            cursor.execute("BEGIN")
-            cursor.execute("INSERT INTO two_phase_commit_account VALUES (99, 'x', 1)")
-            cursor.execute("PREPARE TRANSACTION 'someone_else'")
-        connections["b"].close()
+        prepare_foreign_transaction("b", "someone_else")
         try:
             self.assertEqual(transaction.recover(using=["a", "b"], min_age=0), [])
             with connections["b"].cursor() as cursor:
-                cursor.execute("SELECT gid FROM pg_prepared_xacts")
-                self.assertEqual(cursor.fetchall(), [("someone_else",)])
+                if POSTGRESQL:
+                    cursor.execute("SELECT gid FROM pg_prepared_xacts")
+                    gids = [row[0] for row in cursor.fetchall()]
+                else:
+                    cursor.execute("XA RECOVER")
+                    gids = [bytes(row[3]).decode() for row in cursor.fetchall()]
+            self.assertEqual(gids, ["someone_else"])
         finally:
-            with connections["b"].cursor() as cursor:
-                cursor.execute("ROLLBACK PREPARED 'someone_else'")
+            finish_foreign_transaction("b", "someone_else")
 
 
 @skipUnless(SUPPORTED, "needs a backend with two-phase commit")
@@ -489,10 +512,14 @@ def pg_ctl(*args):
     subprocess.run(command, check=True, capture_output=True, timeout=60)
 
 
-def restart_server(index, options=""):
-    """Stop a throwaway server abruptly and start it again."""
+def restart_server(index, options="", mode="immediate"):
+    """
+    Stop a throwaway server (abruptly by default) and start it again. A
+    server started with max_prepared_transactions = 0 can't replay prepared
+    transactions: stop it cleanly (mode="fast") before.
+    """
     data = os.environ["MULTIDB_PGDATA"].split(os.pathsep)[index]
-    pg_ctl("stop", "--pgdata", data, "-m", "immediate", "--wait")
+    pg_ctl("stop", "--pgdata", data, "-m", mode, "--wait")
     log = os.path.join(os.path.dirname(data), "server.log")
     pg_ctl("start", "--pgdata", data, "--wait", "--log", log, "--options", options)
     connections.close_all()
@@ -500,11 +527,43 @@ def restart_server(index, options=""):
 
 def terminate_session(alias):
     """End the server session of connection alias from another session."""
-    pid = connections[alias].connection.info.backend_pid
     other = connections.create_connection(alias)
     try:
         with other.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s, 10000)", [pid])
-            assert cursor.fetchone()[0] is True
+            if POSTGRESQL:
+                pid = connections[alias].connection.info.backend_pid
+                cursor.execute("SELECT pg_terminate_backend(%s, 10000)", [pid])
+                assert cursor.fetchone()[0] is True
+            else:
+                cursor.execute(
+                    "KILL CONNECTION %s", [connections[alias].connection.thread_id()]
+                )
     finally:
         other.close()
+
+
+def prepare_foreign_transaction(alias, gid):
+    """Leave a prepared transaction that isn't ours on database alias."""
+    other = connections.create_connection(alias)
+    try:
+        with other.cursor() as cursor:
+            insert = "INSERT INTO two_phase_commit_account VALUES (99, 'x', 1)"
+            if POSTGRESQL:
+                cursor.execute("BEGIN")
+                cursor.execute(insert)
+                cursor.execute(f"PREPARE TRANSACTION '{gid}'")
+            else:
+                cursor.execute(f"XA START '{gid}'")
+                cursor.execute(insert)
+                cursor.execute(f"XA END '{gid}'")
+                cursor.execute(f"XA PREPARE '{gid}'")
+    finally:
+        other.close()
+
+
+def finish_foreign_transaction(alias, gid):
+    with connections[alias].cursor() as cursor:
+        if POSTGRESQL:
+            cursor.execute(f"ROLLBACK PREPARED '{gid}'")
+        else:
+            cursor.execute(f"XA ROLLBACK '{gid}'")

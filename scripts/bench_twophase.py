@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""
+Time a transfer between two databases on two PostgreSQL servers, three ways,
+in one run: two nested single-database atomic blocks, one best-effort
+atomic(using=["a", "b"]), and atomic(using=["a", "b"], two_phase=True).
+Prints the latency of each (median per transfer), its throughput with one
+client, and its ratio to the best-effort block.
+
+    python scripts/bench_twophase.py [--transfers 500] [--rounds 3] [--durable]
+
+Starts two throwaway servers (scripts/pgcluster.py) unless MULTIDB_PGHOSTS is
+set. Without --durable the servers don't fsync, which measures the protocol's
+round trips; with it, the cost of making each step durable on this disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+from _common import ROOT, run_main, run_workload
+from vendor import vendor
+
+WORKLOAD = r"""
+import json, os, statistics, sys, time, uuid
+import django
+from django.conf import settings
+
+hosts = os.environ["MULTIDB_PGHOSTS"].split(os.pathsep)
+def database(host, name):
+    return {"ENGINE": "django.db.backends.postgresql", "HOST": host,
+            "USER": "postgres", "NAME": name}
+settings.configure(
+    DATABASES={
+        "default": database(hosts[0], "bench_default"),
+        "a": database(hosts[0], "bench_a"),
+        "b": database(hosts[1], "bench_b"),
+    },
+    INSTALLED_APPS=["two_phase_commit"],
+    DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+)
+django.setup()
+from django.db import connections, transaction
+from django.db.models import F
+from two_phase_commit.models import Account, Transfer
+
+transfers, rounds = int(sys.argv[1]), int(sys.argv[2])
+for alias in ("a", "b"):
+    with connections[alias].schema_editor() as editor:
+        editor.create_model(Account)
+        editor.create_model(Transfer)
+Account.objects.using("a").create(name="alice", balance=10**9)
+Account.objects.using("b").create(name="bob", balance=0)
+
+def body():
+    key = uuid.uuid4()
+    Account.objects.using("a").filter(name="alice").update(balance=F("balance") - 1)
+    Transfer.objects.using("a").create(key=key, amount=-1)
+    Account.objects.using("b").filter(name="bob").update(balance=F("balance") + 1)
+    Transfer.objects.using("b").create(key=key, amount=1)
+
+def nested():
+    with transaction.atomic(using="a"), transaction.atomic(using="b"):
+        body()
+
+def best_effort():
+    with transaction.atomic(using=["a", "b"]):
+        body()
+
+def two_phase():
+    with transaction.atomic(using=["a", "b"], two_phase=True):
+        body()
+
+modes = {"nested": nested, "best_effort": best_effort, "two_phase": two_phase}
+samples = {mode: [] for mode in modes}
+for mode in modes.values():  # Warm up: connections, the decision log.
+    mode()
+for _ in range(rounds):
+    for name, mode in modes.items():
+        for _ in range(transfers):
+            start = time.perf_counter()
+            mode()
+            samples[name].append(time.perf_counter() - start)
+json.dump({name: statistics.median(s) for name, s in samples.items()}, sys.stdout)
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--transfers", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--durable", action="store_true")
+    args = parser.parse_args()
+    if not os.environ.get("MULTIDB_PGHOSTS"):
+        from pgcluster import run_with_clusters
+
+        return run_with_clusters([sys.executable, *sys.argv], 2, args.durable)
+    vendor()
+    hosts = os.environ["MULTIDB_PGHOSTS"].split(os.pathsep)
+    for host, name in ((hosts[0], "default"), (hosts[0], "a"), (hosts[1], "b")):
+        for sql in (
+            f"DROP DATABASE IF EXISTS bench_{name}",
+            f"CREATE DATABASE bench_{name}",
+        ):
+            subprocess.run(
+                ["psql", "-h", host, "-U", "postgres", "-qc", sql], check=True
+            )
+    medians = run_workload(
+        WORKLOAD,
+        [str(args.transfers), str(args.rounds)],
+        cwd=ROOT,
+        pythonpath=[ROOT, ROOT / "tests"],
+    )
+    labels = {
+        "nested": "two nested atomic()",
+        "best_effort": 'atomic(using=["a","b"])',
+        "two_phase": "... two_phase=True",
+    }
+    mode = "durable (fsync on)" if args.durable else "fsync off"
+    print(
+        f"\nA transfer between two PostgreSQL servers, {mode}, median of "
+        f"{args.transfers * args.rounds} per way:"
+    )
+    for name, label in labels.items():
+        seconds = medians[name]
+        ratio = seconds / medians["best_effort"]
+        print(
+            f"  {label:<26} {seconds * 1e3:>7.2f} ms  {1 / seconds:>7.0f}/s  "
+            f"{ratio:>5.2f}x best effort"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
