@@ -102,13 +102,9 @@ def main() -> int:
     vendor()
     hosts = os.environ["MULTIDB_PGHOSTS"].split(os.pathsep)
     for host, name in ((hosts[0], "default"), (hosts[0], "a"), (hosts[1], "b")):
-        for sql in (
-            f"DROP DATABASE IF EXISTS bench_{name}",
-            f"CREATE DATABASE bench_{name}",
-        ):
-            subprocess.run(
-                ["psql", "-h", host, "-U", "postgres", "-qc", sql], check=True
-            )
+        for sql in ("DROP DATABASE IF EXISTS", "CREATE DATABASE"):
+            psql = ["psql", "-h", host, "-U", "postgres", "-qc", f"{sql} bench_{name}"]
+            subprocess.run(psql, check=True)
     medians = run_workload(
         WORKLOAD,
         [str(args.transfers), str(args.rounds)],
