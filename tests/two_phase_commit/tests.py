@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from unittest import skipIf, skipUnless
 
+from django.core import checks
 from django.core.management import call_command
 from django.db import (
     DatabaseError,
@@ -27,7 +28,7 @@ from django.db import (
     twophase,
 )
 from django.db.models import F
-from django.test import TransactionTestCase, override_settings
+from django.test import SimpleTestCase, TransactionTestCase, override_settings
 
 from .models import Account, Transfer
 
@@ -423,7 +424,8 @@ class CrashTests(BankTestCase):
                 Account.objects.using("b").update(balance=1000)
 
     def test_kill_at_random_times(self):
-        for run in range(5):
+        # MULTIDB_CRASH_RUNS=100 for a longer campaign.
+        for run in range(int(os.environ.get("MULTIDB_CRASH_RUNS", 5))):
             with self.subTest(run=run):
                 worker = start_worker(1000)
                 self.assertEqual(worker.stdout.readline(), "done 0\n")
@@ -432,6 +434,24 @@ class CrashTests(BankTestCase):
                 worker.communicate()
                 transaction.recover(using=["a", "b"], min_age=0)
                 self.assertGreater(self.assertConsistent(), 0)
+
+
+@skipUnless(SUPPORTED, "needs a backend with two-phase commit")
+class ConcurrentRecoveryTests(BankTestCase):
+    def test_recovery_while_transfers_run(self):
+        # With min_age above the duration of a transfer, recovery never
+        # touches a transfer in flight.
+        worker = start_worker(300)
+        runs = 0
+        while worker.poll() is None:
+            transaction.recover(using=["a", "b"], min_age=5)
+            runs += 1
+        out, err = worker.communicate()
+        self.assertEqual(worker.returncode, 0, err)
+        self.assertEqual(out.count("done"), 300, out)
+        self.assertGreater(runs, 1)
+        transaction.recover(using=["a", "b"], min_age=0)
+        self.assertEqual(self.assertConsistent(), 300)
 
 
 @skipUnless(POSTGRESQL, "stops a PostgreSQL server with pg_ctl")
@@ -567,3 +587,17 @@ def finish_foreign_transaction(alias, gid):
             cursor.execute(f"ROLLBACK PREPARED '{gid}'")
         else:
             cursor.execute(f"XA ROLLBACK '{gid}'")
+
+
+class CoordinatorCheckTests(SimpleTestCase):
+    def test_unknown_coordinator(self):
+        with override_settings(TRANSACTION_COORDINATOR="nowhere"):
+            errors = checks.run_checks()
+        self.assertEqual([error.id for error in errors], ["multidb.E006"])
+        self.assertEqual(
+            errors[0].msg,
+            "TRANSACTION_COORDINATOR refers to 'nowhere', which isn't a "
+            "configured database.",
+        )
+        self.assertIn("'default', 'a', 'b'", errors[0].hint)
+        self.assertEqual(checks.run_checks(), [])
