@@ -264,7 +264,9 @@ def main() -> int:
     if args.db == "postgres" and not os.environ.get("MULTIDB_PGHOSTS"):
         from pgcluster import run_with_clusters
 
-        return run_with_clusters([sys.executable, *sys.argv], 1, durable=False)
+        # The fork's tests span two servers, as tests/settings_postgres.py says.
+        servers = 2 if args.fork else 1
+        return run_with_clusters([sys.executable, *sys.argv], servers, durable=False)
 
     tree = prepare_tree(args.pristine)
     labels = list(args.labels) or (SUBSET if args.subset else [])
@@ -279,6 +281,9 @@ def main() -> int:
             labels = labels or apps
             pythonpath.append(ROOT / "tests")
             settings = f"settings_{args.db}"
+            # The two-phase commit tests restart a PostgreSQL server, which
+            # would break the tests another process runs on it meanwhile.
+            args.parallel = 1
         elif args.db == "postgres":
             (settings_dir / "multidb_upstream_postgres.py").write_text(
                 POSTGRES_SETTINGS
