@@ -389,6 +389,23 @@ class RecoveryTests(BankTestCase):
         call_command("recover_transactions", *databases, stdout=out)
         self.assertEqual(out.getvalue(), "0 in-doubt transaction(s) found.\n")
 
+    @skipUnless(POSTGRESQL, "stops a PostgreSQL server with pg_ctl")
+    def test_unreachable_database_is_skipped(self):
+        result = run_worker(1, at=("decided", "default", 0))
+        self.assertEqual(result.returncode, -signal.SIGKILL)
+        stop_server(1)
+        try:
+            with self.assertLogs("django.db.transaction", "WARNING") as logs:
+                report = transaction.recover(using=["a", "b"], min_age=0)
+        finally:
+            start_server(1)
+        self.assertIn("Recovery skipped database 'b'", logs.output[0])
+        # 'a' is settled; the decision waits for 'b'.
+        self.assertEqual([(e.action, e.alias) for e in report], [("Committed", "a")])
+        self.assertEqual(len(twophase.decisions()), 1)
+        transaction.recover(using=["a", "b"], min_age=0)
+        self.assertEqual(self.assertConsistent(), 1)
+
     def test_foreign_prepared_transactions_are_left_alone(self):
         prepare_foreign_transaction("b", "someone_else")
         try:
@@ -532,17 +549,27 @@ def pg_ctl(*args):
     subprocess.run(command, check=True, capture_output=True, timeout=60)
 
 
+def stop_server(index, mode="immediate"):
+    """Stop a throwaway server, abruptly by default."""
+    data = os.environ["MULTIDB_PGDATA"].split(os.pathsep)[index]
+    pg_ctl("stop", "--pgdata", data, "-m", mode, "--wait")
+
+
+def start_server(index, options=""):
+    data = os.environ["MULTIDB_PGDATA"].split(os.pathsep)[index]
+    log = os.path.join(os.path.dirname(data), "server.log")
+    pg_ctl("start", "--pgdata", data, "--wait", "--log", log, "--options", options)
+    connections.close_all()
+
+
 def restart_server(index, options="", mode="immediate"):
     """
     Stop a throwaway server (abruptly by default) and start it again. A
     server started with max_prepared_transactions = 0 can't replay prepared
     transactions: stop it cleanly (mode="fast") before.
     """
-    data = os.environ["MULTIDB_PGDATA"].split(os.pathsep)[index]
-    pg_ctl("stop", "--pgdata", data, "-m", mode, "--wait")
-    log = os.path.join(os.path.dirname(data), "server.log")
-    pg_ctl("start", "--pgdata", data, "--wait", "--log", log, "--options", options)
-    connections.close_all()
+    stop_server(index, mode)
+    start_server(index, options)
 
 
 def terminate_session(alias):
