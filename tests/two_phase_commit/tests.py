@@ -406,6 +406,23 @@ class RecoveryTests(BankTestCase):
         transaction.recover(using=["a", "b"], min_age=0)
         self.assertEqual(self.assertConsistent(), 1)
 
+    @skipUnless(VENDOR == "mysql", "MariaDB's XA sessions")
+    def test_transaction_of_a_live_session_is_left_alone(self):
+        # MariaDB refuses to finish a prepared XA transaction whose session is
+        # alive (XAER_NOTA): recovery reports it and leaves it to its owner.
+        worker = start_worker(1, at=("prepared", "b", 0), action="pause")
+        self.assertEqual(worker.stdout.readline(), "paused\n")
+        report = transaction.recover(using=["a", "b"], min_age=0)
+        self.assertEqual(
+            [(e.action, e.alias) for e in report], [("Left", "a"), ("Left", "b")]
+        )
+        self.assertIn("XAER_NOTA", report[0].reason)
+        worker.stdin.write("\n")
+        worker.stdin.flush()
+        out, err = worker.communicate(timeout=60)
+        self.assertEqual(out, "done 0\n", err)
+        self.assertEqual(self.assertConsistent(), 1)
+
     def test_foreign_prepared_transactions_are_left_alone(self):
         prepare_foreign_transaction("b", "someone_else")
         try:
