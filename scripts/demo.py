@@ -125,6 +125,12 @@ def demo_transactions(namespace: dict) -> None:
     show("Vehicle.objects.filter(make__in=['Fiat', 'Nothing']).count()", namespace)
     show("transaction.get_autocommit(connections)", namespace)
     show("transaction.commit(['a', 'nope'])", namespace)
+    # Two-phase commit needs PostgreSQL or MariaDB/MySQL: SQLite is refused
+    # before anything is written (tox -e postgres and -e mariadb test it).
+    show(
+        "transaction.atomic(using=['default', 'a'], two_phase=True).__enter__()",
+        namespace,
+    )
 
 
 def demo_schema(namespace: dict) -> None:
