@@ -1,8 +1,8 @@
 """
-Settings for the two-phase commit tests on MariaDB/MySQL: every alias is a
-database of the server at MULTIDB_MYSQL_HOST (default 127.0.0.1, port 3306,
-user root, empty password). Django creates the test databases and drops them
-afterwards; nothing left on the server is used.
+Settings for the two-phase commit and schema tests on MariaDB/MySQL: every
+alias is a database of the server at MULTIDB_MYSQL_HOST (default 127.0.0.1,
+port 3306, user root, empty password). Django creates the test databases and
+drops them afterwards; nothing left on the server is used.
 """
 
 import os

@@ -1,9 +1,10 @@
 import doctest
 import io
 import os
+import re
 
 from django.core import management
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models.schema import (
     BoundStatement,
     SchemaError,
@@ -11,7 +12,7 @@ from django.db.models.schema import (
     install_models,
     run_statements,
 )
-from django.test import TransactionTestCase
+from django.test import TransactionTestCase, skipIfDBFeature, skipUnlessDBFeature
 
 from .models import DA, PA, PB, PC, QA, QB, QC, QD
 
@@ -20,6 +21,11 @@ ALL_MODELS = [DA, PA, PB, PC, QA, QB, QC, QD]
 
 def tables(alias):
     return set(connections[alias].introspection.table_names())
+
+
+def quoted(name):
+    """name quoted as the test databases quote it."""
+    return connections["q"].ops.quote_name(name)
 
 
 class SchemaTestCase(TransactionTestCase):
@@ -38,6 +44,8 @@ class SchemaTestCase(TransactionTestCase):
 
 class NarrativeTests(SchemaTestCase):
     def test_schema(self):
+        if connections["q"].vendor == "mysql":
+            self.skipTest("The narrative shows the SQL of PostgreSQL and SQLite.")
         result = doctest.testfile(
             os.path.join(os.path.dirname(__file__), "schema.txt"),
             module_relative=False,
@@ -95,13 +103,33 @@ class InstallTests(SchemaTestCase):
             with transaction.atomic(using="q"):
                 QB.objects.install()
                 raise ValueError
-        self.assertNotIn(QB._meta.db_table, tables("q"))
+        # MySQL commits each DDL statement: the rollback can't undo it.
+        self.assertIs(
+            QB._meta.db_table in tables("q"),
+            not connections["q"].features.can_rollback_ddl,
+        )
 
     def test_sql_only_runs_nothing(self):
         executed, pending = QD.objects.install(sql_only=True)
-        self.assertTrue(executed[0].sql.startswith('CREATE TABLE "manager_schema_'))
+        self.assertTrue(
+            executed[0].sql.startswith(f"CREATE TABLE {quoted(QD._meta.db_table)}")
+        )
         self.assertTrue(pending)
         self.assertNotIn(QD._meta.db_table, tables("q"))
+
+    def test_pending_foreign_keys_complete_a_cycle(self):
+        pending = [s for model in (PA, PB, PC) for s in model.objects.install()[1]]
+        # SQLite accepts a foreign key to a table that doesn't exist yet.
+        self.assertEqual(len(pending), connections["p"].vendor != "sqlite")
+        for statement in pending:
+            statement.execute()
+        a = PA.objects.create(name="a")
+        a.c = PC.objects.create(name="c", b=PB.objects.create(name="b", a=a))
+        a.save()
+        with self.assertRaises(IntegrityError):
+            with transaction.atomic(using="p"):
+                PA.objects.create(name="dangling", c_id=9999)
+        self.assertQuerySetEqual(PA.objects.values_list("name", flat=True), ["a"])
 
     def test_db_manager_installs_elsewhere(self):
         QA.objects.db_manager("p").install()
@@ -132,12 +160,10 @@ class DropTests(SchemaTestCase):
             self.assertEqual(len(sql), 1)
         else:
             self.assertEqual(len(sql), 2)
-            self.assertIn('ALTER TABLE "manager_schema_manipulation_qb" DROP', sql[0])
+            self.assertIn(f"ALTER TABLE {quoted(QB._meta.db_table)} DROP", sql[0])
             # QB no longer depends on QA.
             QB.objects.create(name="orphan", a_id=12345)
-        self.assertTrue(
-            sql[-1].startswith('DROP TABLE "manager_schema_manipulation_qa"')
-        )
+        self.assertTrue(sql[-1].startswith(f"DROP TABLE {quoted(QA._meta.db_table)}"))
         self.assertEqual(tables("q") & {QA._meta.db_table}, set())
 
     def test_drop_missing(self):
@@ -229,17 +255,39 @@ class AllAtOnceTests(SchemaTestCase):
                 model._meta.db_table, tables(model._meta.db_connection or "default")
             )
 
-    def test_failure_leaves_the_database_as_it_was(self):
+    def failing_statements(self):
         connection = connections["q"]
-        statements = [
+        return [
             BoundStatement(
-                'CREATE TABLE "multidb_tmp" ("id" integer)', None, connection
+                f"CREATE TABLE {quoted('multidb_tmp')} ({quoted('id')} integer)",
+                None,
+                connection,
             ),
             BoundStatement("THIS IS NOT SQL", None, connection),
         ]
+
+    @skipUnlessDBFeature("can_rollback_ddl")
+    def test_failure_leaves_the_database_as_it_was(self):
         with self.assertRaises(DatabaseError):
-            run_statements(connection, statements)
+            run_statements(connections["q"], self.failing_statements())
         self.assertNotIn("multidb_tmp", tables("q"))
+
+    @skipIfDBFeature("can_rollback_ddl")
+    def test_failure_lists_what_ran(self):
+        statements = self.failing_statements()
+        msg = (
+            f"THIS IS NOT SQL failed on database 'q' (...). "
+            f"{connections['q'].display_name} can't roll back DDL; what ran:\n"
+            f"  {statements[0]}"
+        )
+        try:
+            with self.assertRaises(SchemaError) as caught:
+                run_statements(connections["q"], statements)
+            self.assertEqual(re.sub(r"\(\(.*\)\)", "(...)", str(caught.exception)), msg)
+            self.assertIn("multidb_tmp", tables("q"))
+        finally:
+            with connections["q"].cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {quoted('multidb_tmp')}")
 
     def test_management_commands(self):
         out = io.StringIO()
@@ -247,7 +295,7 @@ class AllAtOnceTests(SchemaTestCase):
             "sqlinstall", "manager_schema_manipulation.QA", stdout=out
         )
         self.assertIn("-- Database 'q'", out.getvalue())
-        self.assertIn('CREATE TABLE "manager_schema_manipulation_qa"', out.getvalue())
+        self.assertIn(f"CREATE TABLE {quoted(QA._meta.db_table)}", out.getvalue())
         self.assertNotIn(QA._meta.db_table, tables("q"))
         out = io.StringIO()
         management.call_command(
