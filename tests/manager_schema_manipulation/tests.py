@@ -12,6 +12,7 @@ from django.db.models.schema import (
     install_models,
     run_statements,
 )
+from django.db.transaction import TransactionManagementError
 from django.test import TransactionTestCase, skipIfDBFeature, skipUnlessDBFeature
 
 from .models import DA, PA, PB, PC, QA, QB, QC, QD
@@ -94,6 +95,7 @@ class InstallTests(SchemaTestCase):
         self.assertEqual(QA.objects.get().name, "kept")
         self.assertEqual(QA.objects.install(exists_ok=True), ([], []))
 
+    @skipUnlessDBFeature("can_rollback_ddl")
     def test_install_inside_a_transaction(self):
         with transaction.atomic(using="q"):
             QA.objects.install()
@@ -103,11 +105,25 @@ class InstallTests(SchemaTestCase):
             with transaction.atomic(using="q"):
                 QB.objects.install()
                 raise ValueError
-        # MySQL commits each DDL statement: the rollback can't undo it.
-        self.assertIs(
-            QB._meta.db_table in tables("q"),
-            not connections["q"].features.can_rollback_ddl,
+        self.assertNotIn(QB._meta.db_table, tables("q"))
+
+    @skipIfDBFeature("can_rollback_ddl")
+    def test_inside_a_transaction_is_refused(self):
+        msg = (
+            "Executing DDL statements while in a transaction on databases that "
+            "can't perform a rollback is prohibited."
         )
+        with transaction.atomic(using="q"):
+            with self.assertRaisesMessage(TransactionManagementError, msg):
+                QA.objects.install()
+            with self.assertRaisesMessage(TransactionManagementError, msg):
+                install_models([QA])
+        self.assertNotIn(QA._meta.db_table, tables("q"))
+        QA.objects.install()
+        with transaction.atomic(using="q"):
+            with self.assertRaisesMessage(TransactionManagementError, msg):
+                QA.objects.drop()
+        self.assertIn(QA._meta.db_table, tables("q"))
 
     def test_sql_only_runs_nothing(self):
         executed, pending = QD.objects.install(sql_only=True)
