@@ -7,10 +7,12 @@ Prints each time and its ratio to raw SQL, and how long install_models()
 takes to build the statements without running them (the schema editor's
 share of its time).
 
-    python scripts/bench_schema.py [--db sqlite|postgres] [--rounds 3]
+    python scripts/bench_schema.py [--db sqlite|postgres|mariadb] [--rounds 3]
 
 Each measurement runs in a fresh process on a fresh database (a new SQLite
-file, or a new database on a throwaway PostgreSQL server). The query compiler
+file, a new database on a throwaway PostgreSQL server, or a database created
+and dropped on the MariaDB/MySQL server at MULTIDB_MYSQL_HOST, default
+127.0.0.1:3306 as root, as the tests use). The query compiler
 is imported before the clock starts, as in any process that has run a query:
 with PYTHONDONTWRITEBYTECODE set, importing it costs 10 ms of compiling, which
 would otherwise go to whichever method imports it first.
@@ -61,6 +63,13 @@ database = {"ENGINE": "django.db.backends." + engine, "NAME": name}
 if engine == "postgresql":
     host = os.environ["MULTIDB_PGHOSTS"].split(os.pathsep)[0]
     database.update(HOST=host, USER="postgres")
+elif engine == "mysql":
+    database.update(
+        HOST=os.environ.get("MULTIDB_MYSQL_HOST", "127.0.0.1"),
+        PORT=os.environ.get("MULTIDB_MYSQL_PORT", "3306"),
+        USER=os.environ.get("MULTIDB_MYSQL_USER", "root"),
+        PASSWORD=os.environ.get("MULTIDB_MYSQL_PASSWORD", ""),
+    )
 settings.configure(
     DATABASES={"default": database},
     INSTALLED_APPS=["multidb_bench_schema"],
@@ -74,27 +83,44 @@ from django.db.models.schema import install_models
 import django.db.models.sql.compiler
 
 models = list(apps.get_app_config("multidb_bench_schema").get_models())
-connection.ensure_connection()
-start = time.perf_counter()
-if method == "install_models":
-    install_models(models)
-elif method == "build":
-    statements = install_models(models, sql_only=True)["default"]
-    elapsed = time.perf_counter() - start
+
+
+def execute(statements):
     with transaction.atomic(), connection.cursor() as cursor:
         for statement in statements:
             cursor.execute(statement.sql, statement.params or None)
-elif method == "migrate":
-    call_command("migrate", run_syncdb=True, verbosity=0)
-else:
-    statements = install_models(models, sql_only=True)["default"]
+
+
+def timed():
     start = time.perf_counter()
-    with transaction.atomic(), connection.cursor() as cursor:
-        for statement in statements:
-            cursor.execute(statement.sql, statement.params or None)
-if method != "build":
-    elapsed = time.perf_counter() - start
-tables = len(connection.introspection.table_names())
+    if method == "install_models":
+        install_models(models)
+    elif method == "migrate":
+        call_command("migrate", run_syncdb=True, verbosity=0)
+    elif method == "build":
+        statements = install_models(models, sql_only=True)["default"]
+        elapsed = time.perf_counter() - start
+        execute(statements)  # Untimed, so that the tables are there.
+        return elapsed
+    else:
+        statements = install_models(models, sql_only=True)["default"]
+        start = time.perf_counter()
+        execute(statements)
+    return time.perf_counter() - start
+
+
+if engine == "mysql":
+    with connection._nodb_cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+try:
+    connection.ensure_connection()
+    elapsed = timed()
+    tables = len(connection.introspection.table_names())
+finally:
+    if engine == "mysql":
+        connection.close()
+        with connection._nodb_cursor() as cursor:
+            cursor.execute(f"DROP DATABASE {name}")
 json.dump({"seconds": elapsed, "tables": tables}, sys.stdout)
 """
 
@@ -103,6 +129,8 @@ def measure(method: str, db: str, app_dir: Path, run: int) -> float:
     if db == "sqlite":
         # A database file, as a project has: in memory, DDL is nearly free.
         engine, name = "sqlite3", str(app_dir / f"bench_{method}_{run}.sqlite3")
+    elif db == "mariadb":
+        engine, name = "mysql", f"multidb_bench_{method}_{run}_{os.getpid()}"
     else:
         engine, name = "postgresql", f"bench_{method}_{run}"
         host = os.environ["MULTIDB_PGHOSTS"].split(os.pathsep)[0]
@@ -122,7 +150,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--db", choices=["sqlite", "postgres", "mariadb"], default="sqlite"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if args.db == "postgres" and not os.environ.get("MULTIDB_PGHOSTS"):
