@@ -12,9 +12,9 @@ share of its time).
 Each measurement runs in a fresh process on a fresh database (a new SQLite
 file, a new database on a throwaway PostgreSQL server, or a database created
 and dropped on the MariaDB/MySQL server at MULTIDB_MYSQL_HOST, default
-127.0.0.1:3306 as root, as the tests use). The query compiler
-is imported before the clock starts, as in any process that has run a query:
-with PYTHONDONTWRITEBYTECODE set, importing it costs 10 ms of compiling, which
+127.0.0.1:3306 as root, as the tests use). The query compiler is imported
+before the clock starts, as in any process that has run a query: with
+PYTHONDONTWRITEBYTECODE set, importing it costs 10 ms of compiling, which
 would otherwise go to whichever method imports it first.
 """
 

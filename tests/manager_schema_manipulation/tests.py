@@ -136,7 +136,7 @@ class InstallTests(SchemaTestCase):
     def test_pending_foreign_keys_complete_a_cycle(self):
         pending = [s for model in (PA, PB, PC) for s in model.objects.install()[1]]
         # SQLite accepts a foreign key to a table that doesn't exist yet.
-        self.assertEqual(len(pending), connections["p"].vendor != "sqlite")
+        self.assertEqual(len(pending), 0 if connections["p"].vendor == "sqlite" else 1)
         for statement in pending:
             statement.execute()
         a = PA.objects.create(name="a")
