@@ -88,7 +88,7 @@ class AddValidationTests(SimpleTestCase):
     def test_existing_alias(self):
         with self.assertRaisesMessage(ValueError, "The connection 'a' already exists."):
             connections.add("a", {"ENGINE": SQLITE})
-        self.assertEqual(connections["a"].settings_dict["ENGINE"], SQLITE)
+        self.assertIs(connections.settings["a"], connections["a"].settings_dict)
 
     def test_remove_unknown_or_default(self):
         msg = "The connection 'missing' doesn't exist. Configured connections: "

@@ -127,3 +127,83 @@ class HostileNamesTests(TransactionTestCase):
         for alias in ALL:
             self.assertFalse(connections[alias].in_atomic_block)
         self.assertTrue(transaction.get_autocommit("default"))
+
+
+class TransactionArgumentTests(TransactionTestCase):
+    available_apps = ["django.contrib.contenttypes", "multiple_databases"]
+    databases = set(ALL)
+
+    def tearDown(self):
+        for alias in ALL:
+            connection = connections[alias]
+            if not connection.get_autocommit():
+                connection.rollback()
+                connection.set_autocommit(True)
+        super().tearDown()
+
+    def assertNothingOpen(self):
+        for alias in ALL:
+            self.assertFalse(connections[alias].in_atomic_block, alias)
+            self.assertTrue(transaction.get_autocommit(alias), alias)
+
+    def test_empty_list(self):
+        msg = "using names no database"
+        with self.assertRaisesMessage(ValueError, msg):
+            transaction.atomic(using=[])
+        with self.assertRaisesMessage(ValueError, msg):
+            transaction.on_commit(lambda: None, using=[])
+        for function in (transaction.commit, transaction.rollback):
+            with self.assertRaisesMessage(ValueError, msg):
+                function(using=[])
+        self.assertNothingOpen()
+
+    def test_not_databases(self):
+        for using in [b"a", 5, [b"a"], ["a", None], [5]]:
+            with self.subTest(using=using):
+                with self.assertRaisesMessage(TypeError, "using must"):
+                    with transaction.atomic(using=using):
+                        Widget.objects.create(code="never", weight=1)
+                with self.assertRaisesMessage(TypeError, "using must"):
+                    transaction.commit(using=using)
+        self.assertEqual(Widget.objects.count(), 0)
+        self.assertNothingOpen()
+
+    def test_commit_checks_every_database_before_acting(self):
+        transaction.set_autocommit(False, using="b")
+        Widget.objects.create(code="pending", weight=1)
+        msg = "This is forbidden when an 'atomic' block is active."
+        with transaction.atomic():
+            for function in (transaction.commit, transaction.rollback):
+                with self.assertRaisesMessage(
+                    transaction.TransactionManagementError, msg
+                ):
+                    function(using=["b", "default"])
+            with self.assertRaisesMessage(transaction.TransactionManagementError, msg):
+                transaction.set_autocommit(True, using=["b", "default"])
+        # 'b' wasn't committed: rolling it back loses the row.
+        transaction.rollback(using="b")
+        transaction.set_autocommit(True, using="b")
+        self.assertEqual(Widget.objects.count(), 0)
+        self.assertNothingOpen()
+
+    def test_savepoint_ids(self):
+        with transaction.atomic(using=["a", "b"]):
+            sids = transaction.savepoint(["a", "b"])
+            Widget.objects.create(code="kept", weight=1)
+            with self.assertRaisesMessage(ValueError, "no savepoint id for database"):
+                transaction.savepoint_rollback({}, using=["a"])
+            with self.assertRaisesMessage(ValueError, "'b'"):
+                transaction.savepoint_rollback({"a": sids["a"]}, using=["a", "b"])
+            with self.assertRaisesMessage(TypeError, "dict of savepoint ids"):
+                transaction.savepoint_commit(sids["a"], using=["a", "b"])
+            transaction.savepoint_commit(sids, using=["a", "b"])
+        self.assertEqual(Widget.objects.count(), 1)
+        self.assertNothingOpen()
+
+    def test_unknown_alias_is_looked_up_on_entry(self):
+        block = transaction.atomic(using=["b", "nope"])
+        with self.assertRaisesMessage(ConnectionDoesNotExist, "'nope'"):
+            with block:
+                Widget.objects.create(code="never", weight=1)
+        self.assertEqual(Widget.objects.count(), 0)
+        self.assertNothingOpen()

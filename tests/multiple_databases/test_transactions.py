@@ -90,8 +90,11 @@ class ArgumentFormTests(MultiDatabaseTestCase):
         for function in (transaction.commit, transaction.rollback):
             with self.assertRaisesMessage(ConnectionDoesNotExist, msg):
                 function(["a", "nope"])
+        # As with Atomic, the aliases are looked up when the block is entered.
+        block = transaction.atomic(using=["a", "nope"])
         with self.assertRaisesMessage(ConnectionDoesNotExist, msg):
-            transaction.atomic(using=["a", "nope"])
+            with block:
+                Artist.objects.create(name="Never")
         with self.assertRaisesMessage(ConnectionDoesNotExist, msg):
             transaction.set_autocommit(True, using=["a", "nope"])
         # Nothing was committed, and autocommit is still off on 'a'.
@@ -368,3 +371,91 @@ class AtomicRequestsTests(MultiDatabaseTestCase):
         with self.assertRaisesMessage(ValueError, "view failed"):
             view(None)
         self.assertEqual(self.names(), ([], []))
+
+
+class SharedBlockTests(MultiDatabaseTestCase):
+    def test_shared_block_across_threads_is_all_or_nothing(self):
+        # One decorated function shared by 8 threads: the block must look up
+        # its connections in the thread that enters it.
+        @transaction.atomic(using=["a", "b"])
+        def pair(name, roll_back):
+            Artist.objects.create(name=name)
+            Widget.objects.create(code=name, weight=1)
+            if roll_back:
+                transaction.set_rollback(True, using="b")
+
+        errors = []
+
+        def work(index):
+            try:
+                for step in range(10):
+                    pair(f"t{index}-{step}", roll_back=step % 2)
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        concurrent = connections["a"].vendor != "sqlite"
+        for thread in threads:
+            thread.start()
+            if not concurrent:
+                # In-memory SQLite test databases lock as a whole.
+                thread.join()
+        for thread in threads:
+            thread.join()
+        self.assertEqual(errors, [])
+        artists, widgets = self.names()
+        self.assertEqual(artists, widgets)
+        expected = sorted(f"t{i}-{step}" for i in range(8) for step in (0, 2, 4, 6, 8))
+        self.assertEqual(artists, expected)
+
+
+class OnCommitWithoutUsingTests(MultiDatabaseTestCase):
+    def test_belongs_to_the_innermost_multi_database_block(self):
+        calls = []
+        with transaction.atomic(using=["a", "b"]):
+            Artist.objects.create(name="Joan Miro")
+            transaction.on_commit(lambda: calls.append(self.names()))
+            self.assertEqual(calls, [])
+            Widget.objects.create(code="w", weight=1)
+        self.assertEqual(calls, [(["Joan Miro"], ["w"])])
+
+    def test_not_called_when_the_block_rolls_back(self):
+        calls = []
+        with self.assertRaises(ValueError):
+            with transaction.atomic(using=["a", "b"]):
+                transaction.on_commit(lambda: calls.append(1))
+                raise ValueError
+        transaction.on_commit(lambda: calls.append(2))
+        self.assertEqual(calls, [2])
+
+    def test_nested_blocks_wait_for_the_outermost(self):
+        calls = []
+        with transaction.atomic(using=["a", "p"]):
+            with transaction.atomic(using=["a", "b"]):
+                transaction.on_commit(lambda: calls.append("inner"))
+            self.assertEqual(calls, [])
+        self.assertEqual(calls, ["inner"])
+
+    def test_default_block_inside_keeps_upstream_behaviour(self):
+        calls = []
+        with transaction.atomic(using=["a", "b"]):
+            with self.assertRaises(ValueError):
+                with transaction.atomic():
+                    transaction.on_commit(lambda: calls.append("default"))
+                    raise ValueError
+            transaction.on_commit(lambda: calls.append("block"))
+        self.assertEqual(calls, ["block"])
+
+    def test_other_threads_are_not_affected(self):
+        calls = []
+        with transaction.atomic(using=["a", "b"]):
+            thread = threading.Thread(
+                target=lambda: transaction.on_commit(lambda: calls.append("thread"))
+            )
+            thread.start()
+            thread.join()
+            # Outside any block in its thread: called at once, as upstream.
+            self.assertEqual(calls, ["thread"])
+        self.assertEqual(calls, ["thread"])
