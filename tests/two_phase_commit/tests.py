@@ -12,13 +12,15 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
-from unittest import skipIf, skipUnless
+from unittest import mock, skipIf, skipUnless
 
 from django.core import checks
-from django.core.management import call_command
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import CommandError, call_command
 from django.db import (
     DatabaseError,
     IntegrityError,
@@ -63,6 +65,11 @@ class BankTestCase(TransactionTestCase):
     def setUp(self):
         Account.objects.using("a").create(name="alice", balance=1000)
         Account.objects.using("b").create(name="bob", balance=1000)
+        if SUPPORTED:
+            # The decision log outlives the flush between tests: start with
+            # no abort record of an earlier test.
+            for txid in twophase.aborted():
+                twophase.forget(txid)
 
     def tearDown(self):
         twophase.fault_hook = None
@@ -74,17 +81,17 @@ class BankTestCase(TransactionTestCase):
             transaction.recover(using=["a", "b"], min_age=0)
         super().tearDown()
 
-    def transfer(self, amount, key=None):
-        """The body of a transfer, inside a block over 'a' and 'b'."""
+    def transfer(self, amount, key=None, to="b"):
+        """The body of a transfer, inside a block over 'a' and to ('b')."""
         key = key or uuid.uuid4()
         Account.objects.using("a").filter(name="alice").update(
             balance=F("balance") - amount
         )
         Transfer.objects.using("a").create(key=key, amount=-amount)
-        Account.objects.using("b").filter(name="bob").update(
+        Account.objects.using(to).filter(name="bob").update(
             balance=F("balance") + amount
         )
-        Transfer.objects.using("b").create(key=key, amount=amount)
+        Transfer.objects.using(to).create(key=key, amount=amount)
 
     def balances(self):
         return (
@@ -164,13 +171,17 @@ class BadInputTests(BankTestCase):
         self.assertUnchanged()
 
     @skipUnless(SUPPORTED, "needs a backend with two-phase commit")
-    @override_settings(TRANSACTION_COORDINATOR="nowhere")
     def test_coordinator_not_configured(self):
-        message = "TRANSACTION_COORDINATOR names database 'nowhere', which isn't"
-        with self.assertRaisesMessage(NotSupportedError, message):
-            with transaction.atomic(using=["a", "b"], two_phase=True):
-                self.transfer(5)
-        self.assertUnchanged()
+        for value, shown in [("nowhere", "'nowhere'"), (None, "None"), (5, "5")]:
+            with self.subTest(value=value):
+                message = f"TRANSACTION_COORDINATOR refers to {shown}, which isn't"
+                with override_settings(TRANSACTION_COORDINATOR=value):
+                    with self.assertRaisesMessage(ImproperlyConfigured, message):
+                        with transaction.atomic(using=["a", "b"], two_phase=True):
+                            self.transfer(5)
+                    with self.assertRaisesMessage(ImproperlyConfigured, message):
+                        transaction.recover(using=["a", "b"])
+                self.assertUnchanged()
 
     @skipUnless(VENDOR == "mysql", "MySQL's implicit commits")
     def test_ddl_in_the_block(self):
@@ -409,7 +420,9 @@ class RecoveryTests(BankTestCase):
     @skipUnless(VENDOR == "mysql", "MariaDB's XA sessions")
     def test_transaction_of_a_live_session_is_left_alone(self):
         # MariaDB refuses to finish a prepared XA transaction whose session is
-        # alive (XAER_NOTA): recovery reports it and leaves it to its owner.
+        # alive (XAER_NOTA): recovery reports it and leaves it to its owner,
+        # but it has recorded the abort, so the owner can't decide to commit
+        # any more: the block rolls back and raises.
         worker = start_worker(1, at=("prepared", "b", 0), action="pause")
         self.assertEqual(worker.stdout.readline(), "paused\n")
         report = transaction.recover(using=["a", "b"], min_age=0)
@@ -420,8 +433,10 @@ class RecoveryTests(BankTestCase):
         worker.stdin.write("\n")
         worker.stdin.flush()
         out, err = worker.communicate(timeout=60)
-        self.assertEqual(out, "done 0\n", err)
-        self.assertEqual(self.assertConsistent(), 1)
+        self.assertEqual(worker.returncode, 0, err)
+        self.assertTrue(out.startswith("failed 0: Recovery rolled back"), out)
+        self.assertEqual(self.assertConsistent(), 0)
+        self.assertEqual(len(twophase.aborted()), 1)
 
     def test_foreign_prepared_transactions_are_left_alone(self):
         prepare_foreign_transaction("b", "someone_else")
@@ -486,6 +501,189 @@ class ConcurrentRecoveryTests(BankTestCase):
         self.assertGreater(runs, 1)
         transaction.recover(using=["a", "b"], min_age=0)
         self.assertEqual(self.assertConsistent(), 300)
+
+
+@skipUnless(SUPPORTED, "needs a backend with two-phase commit")
+class StalledPrepareTests(BankTestCase):
+    """
+    Recovery runs while a block's prepare phase stalls: the decision log lets
+    exactly one of commit and abort win, whatever min_age says.
+    """
+
+    def run_with_recovery_during_prepare(self, min_age, stall=0.0):
+        stalled = threading.Event()
+        recovered = threading.Event()
+        self.reports = reports = []
+
+        def hook(step, alias):
+            if (step, alias) == ("prepare", "b"):
+                stalled.set()
+                recovered.wait(30)
+                time.sleep(stall)
+
+        def recovery():
+            stalled.wait(30)
+            time.sleep(stall)
+            try:
+                reports.append(transaction.recover(using=["a", "b"], min_age=min_age))
+            finally:
+                connections.close_all()
+                recovered.set()
+
+        thread = threading.Thread(target=recovery)
+        thread.start()
+        twophase.fault_hook = hook
+        try:
+            with transaction.atomic(using=["a", "b"], two_phase=True):
+                self.transfer(5)
+        finally:
+            twophase.fault_hook = None
+            thread.join()
+        return reports[0]
+
+    def test_recovery_aborts_first_and_the_block_raises(self):
+        message = "before its commit was decided: nothing was committed."
+        with self.assertRaisesMessage(twophase.TransactionAborted, message):
+            with self.assertLogs("django.db.transaction", "WARNING"):
+                self.run_with_recovery_during_prepare(min_age=0)
+        # Recovery recorded the abort and rolled back 'a', prepared (MariaDB
+        # leaves that to the live session that owns it); the block then
+        # rolled back what was left.
+        action = "Rolled back" if POSTGRESQL else "Left"
+        self.assertEqual([e.action for e in self.reports[0]], [action])
+        self.assertEqual(self.balances(), (1000, 1000))
+        self.assertEqual(self.assertConsistent(), 0)
+        # The abort is recorded: no later decision to commit can win.
+        self.assertEqual(len(twophase.aborted()), 1)
+        # A second recovery has nothing to do and forgets nothing it needs.
+        self.assertEqual(transaction.recover(using=["a", "b"], min_age=0), [])
+        self.assertEqual(len(twophase.aborted()), 1)
+
+    def test_min_age_is_only_a_speed_knob(self):
+        # min_age=1 with a prepare stalled beyond it: the same outcome.
+        with self.assertRaises(twophase.TransactionAborted):
+            with self.assertLogs("django.db.transaction", "WARNING"):
+                self.run_with_recovery_during_prepare(min_age=1, stall=1.2)
+        self.assertEqual(self.assertConsistent(), 0)
+
+    def test_young_transaction_is_left_and_commits(self):
+        # Recovery with a large min_age leaves the block alone: it commits.
+        report = self.run_with_recovery_during_prepare(min_age=3600)
+        self.assertEqual([entry.action for entry in report], ["Left"])
+        self.assertEqual(self.balances(), (995, 1005))
+        self.assertEqual(self.assertConsistent(), 1)
+        self.assertEqual(twophase.aborted(), {})
+
+    def test_old_abort_records_are_forgotten(self):
+        with self.assertRaises(twophase.TransactionAborted):
+            with self.assertLogs("django.db.transaction", "WARNING"):
+                self.run_with_recovery_during_prepare(min_age=0)
+        (txid,) = twophase.aborted()
+        with mock.patch.object(twophase, "ABORT_RECORD_LIFETIME", -1):
+            transaction.recover(using=["a", "b"], min_age=0)
+        self.assertEqual(twophase.aborted(), {})
+
+    def test_negative_min_age_is_refused(self):
+        for value in (-1, -0.5, float("nan")):
+            with self.subTest(value=value):
+                with self.assertRaisesMessage(ValueError, "min_age must be"):
+                    transaction.recover(using=["a", "b"], min_age=value)
+        with self.assertRaisesMessage(TypeError, "min_age must be"):
+            transaction.recover(using=["a", "b"], min_age="5")
+        with self.assertRaisesMessage(CommandError, "--min-age: '-1'"):
+            call_command("recover_transactions", "--min-age=-1")
+
+
+@skipUnless(SUPPORTED, "needs a backend with two-phase commit")
+class SharedBlockTests(BankTestCase):
+    def test_one_decorated_function_in_eight_threads(self):
+        @transaction.atomic(using=["a", "b"], two_phase=True)
+        def move(amount):
+            self.transfer(amount)
+
+        errors = []
+
+        def work():
+            try:
+                for _ in range(5):
+                    move(1)
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(self.balances(), (960, 1040))
+        self.assertEqual(self.assertConsistent(), 40)
+
+
+@skipUnless(SUPPORTED, "needs a backend with two-phase commit")
+class HostileAliasTests(BankTestCase):
+    """
+    The alias names the prepared transaction: ids reach the server through
+    the driver's quoting, never pasted into SQL.
+    """
+
+    hostile = [
+        "\\'; CREATE TABLE pwned (i int); --",
+        "o'brien\\",
+        'dq"; CREATE TABLE pwned (i int); --',
+        "tenant-ü-ß",
+    ]
+
+    def add_alias(self, alias, **options):
+        settings_dict = {**connections["b"].settings_dict}
+        if options:
+            settings_dict["OPTIONS"] = {**settings_dict["OPTIONS"], **options}
+        connections.add(alias, settings_dict)
+        allowed = mock.patch.object(type(self), "databases", {*self.databases, alias})
+        allowed.start()
+        self.addCleanup(allowed.stop)
+        self.addCleanup(connections.remove, alias)
+        self.addCleanup(lambda: connections[alias].close())
+
+    def test_hostile_aliases(self):
+        options = {}
+        if POSTGRESQL:
+            # Backslashes are escapes in string literals with this off.
+            options = {"options": "-c standard_conforming_strings=off"}
+        for alias in self.hostile:
+            with self.subTest(alias=alias):
+                self.add_alias(alias, **options)
+                with transaction.atomic(using=["a", alias], two_phase=True):
+                    self.transfer(5, to=alias)
+                tables = connections[alias].introspection.table_names()
+                self.assertNotIn("pwned", tables)
+                self.assertEqual(twophase.decisions(), {})
+                # A transaction left prepared under that alias is recovered.
+                result = run_worker(1, at=("prepared", "b", 0))
+                self.assertEqual(result.returncode, -signal.SIGKILL, result.stderr)
+                transaction.recover(using=["a", "b", alias], min_age=0)
+                self.assertEqual(in_doubt(alias) + in_doubt("a") + in_doubt("b"), [])
+        self.assertNotIn("pwned", connections["b"].introspection.table_names())
+        self.assertEqual(self.assertConsistent(), len(self.hostile))
+
+    def test_alias_too_long_for_a_transaction_id(self):
+        limit = 199 - len(twophase.new_txid()) - 1 if POSTGRESQL else 64
+        alias = "x" * (limit + 1)
+        self.add_alias(alias)
+        message = f"Database '{alias}' can't take part in a two-phase commit"
+        with self.assertRaisesMessage(NotSupportedError, message):
+            with transaction.atomic(using=["a", alias], two_phase=True):
+                self.transfer(5, to=alias)
+        self.assertEqual(self.balances(), (1000, 1000))
+        self.assertEqual(self.assertConsistent(), 0)
+        # The longest alias that fits works.
+        alias = "y" * limit
+        self.add_alias(alias)
+        with transaction.atomic(using=["a", alias], two_phase=True):
+            self.transfer(5, to=alias)
+        self.assertEqual(self.assertConsistent(), 1)
 
 
 @skipUnless(POSTGRESQL, "stops a PostgreSQL server with pg_ctl")
@@ -645,3 +843,15 @@ class CoordinatorCheckTests(SimpleTestCase):
         )
         self.assertIn("'default', 'a', 'b'", errors[0].hint)
         self.assertEqual(checks.run_checks(), [])
+
+    def test_malformed_coordinator(self):
+        for value, shown in [(None, "None"), (["a"], "['a']"), ("", "''")]:
+            with self.subTest(value=value):
+                with override_settings(TRANSACTION_COORDINATOR=value):
+                    errors = checks.run_checks()
+                self.assertEqual([error.id for error in errors], ["multidb.E006"])
+                self.assertEqual(
+                    errors[0].msg,
+                    f"TRANSACTION_COORDINATOR refers to {shown}, which isn't a "
+                    f"configured database.",
+                )
