@@ -2,9 +2,11 @@ import doctest
 import io
 import os
 import re
+from unittest import skipUnless
 
 from django.core import management
-from django.db import DatabaseError, IntegrityError, connections, transaction
+from django.db import DatabaseError, IntegrityError, connections, models, transaction
+from django.db.models import schema
 from django.db.models.schema import (
     BoundStatement,
     SchemaError,
@@ -14,6 +16,7 @@ from django.db.models.schema import (
 )
 from django.db.transaction import TransactionManagementError
 from django.test import TransactionTestCase, skipIfDBFeature, skipUnlessDBFeature
+from django.test.utils import isolate_apps, override_settings
 
 from .models import DA, PA, PB, PC, QA, QB, QC, QD
 
@@ -323,3 +326,183 @@ class AllAtOnceTests(SchemaTestCase):
             management.CommandError, "No installed app with label 'nope'"
         ):
             management.call_command("sqlinstall", "nope")
+
+
+class RefusalTests(SchemaTestCase):
+    """Each refusal comes before anything runs, and changes nothing."""
+
+    def assertConnectionClean(self, alias="q"):
+        connection = connections[alias]
+        self.assertFalse(connection.in_atomic_block)
+        self.assertTrue(connection.get_autocommit())
+
+    def test_drop_primary_key_column(self):
+        install_models([QA, QB])
+        before = tables("q")
+        msg = "manager_schema_manipulation.QA.id is the primary key"
+        with self.assertRaisesMessage(SchemaError, msg):
+            QA.objects.drop_column("id")
+        with self.assertRaisesMessage(SchemaError, msg):
+            QA.objects.drop_column("id", sql_only=True)
+        self.assertEqual(tables("q"), before)
+        self.assertConnectionClean()
+        # QB's foreign key to QA is still there.
+        with connections["q"].cursor() as cursor:
+            constraints = connections["q"].introspection.get_constraints(
+                cursor, QB._meta.db_table
+            )
+        self.assertTrue(any(c["foreign_key"] for c in constraints.values()))
+        # Writes after the refusal are committed, not lost on close.
+        a = QA.objects.create(name="one")
+        QB.objects.create(name="two", a=a)
+        connections["q"].close()
+        self.assertEqual((QA.objects.count(), QB.objects.count()), (1, 1))
+
+    @isolate_apps("manager_schema_manipulation")
+    def test_drop_column_another_table_refers_to(self):
+        class Code(models.Model):
+            code = models.CharField(max_length=5, unique=True)
+
+            class Meta:
+                app_label = "manager_schema_manipulation"
+                db_connection = "q"
+
+        class Use(models.Model):
+            code = models.ForeignKey(Code, models.CASCADE, to_field="code")
+
+            class Meta:
+                app_label = "manager_schema_manipulation"
+                db_connection = "q"
+
+        install_models([Code, Use])
+        self.addCleanup(drop_models, [Code, Use], missing_ok=True)
+        msg = "manager_schema_manipulation.Use.code refers to"
+        with self.assertRaisesMessage(SchemaError, msg):
+            Code.objects.drop_column("code")
+        self.assertConnectionClean()
+        Use.objects.create(code=Code.objects.create(code="x"))
+        self.assertEqual(Use.objects.get().code_id, "x")
+
+    @skipUnless(connections["q"].vendor == "sqlite", "SQLite's schema editor")
+    def test_failed_schema_editor_leaves_the_connection_as_it_was(self):
+        # A table the models don't know refers to a column that is dropped:
+        # SQLite's schema editor fails while it exits, when it checks foreign
+        # keys, and leaves its transaction open and foreign keys off.
+        install_models([QA, QB])
+        with connections["q"].cursor() as cursor:
+            cursor.execute(
+                f"CREATE TABLE {quoted('multidb_ext')} (x varchar(20) REFERENCES "
+                f"{quoted(QB._meta.db_table)} ({quoted('name')}))"
+            )
+        self.addCleanup(self.drop_ext)
+        with self.assertRaisesMessage(DatabaseError, "foreign key mismatch"):
+            QB.objects.drop_column("name")
+        self.assertIn("name", ColumnTests.columns(self))
+        self.assertConnectionClean()
+        with connections["q"].cursor() as cursor:
+            cursor.execute("PRAGMA foreign_keys")
+            self.assertEqual(cursor.fetchone()[0], 1)
+        a = QA.objects.create(name="one")
+        QA.objects.create(name="two")
+        connections["q"].close()
+        self.assertEqual(QA.objects.filter(pk__gte=a.pk).count(), 2)
+
+    def drop_ext(self):
+        with connections["q"].cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {quoted('multidb_ext')}")
+
+    def test_models_without_a_table_of_their_own(self):
+        @isolate_apps("manager_schema_manipulation")
+        def make_models():
+            class Base(models.Model):
+                class Meta:
+                    abstract = True
+                    app_label = "manager_schema_manipulation"
+
+            class Proxy(QA):
+                class Meta:
+                    proxy = True
+                    app_label = "manager_schema_manipulation"
+
+            class Stray(models.Model):
+                class Meta:
+                    app_label = "not_installed_anywhere"
+                    db_connection = "q"
+
+            return Base, Proxy, Stray
+
+        Base, Proxy, Stray = make_models()
+        before = {alias: tables(alias) for alias in ("default", "p", "q")}
+        cases = [
+            (Base, "manager_schema_manipulation.Base is abstract"),
+            (Proxy, "manager_schema_manipulation.Proxy is a proxy model"),
+            (Stray, "belongs to the app 'not_installed_anywhere', which isn't"),
+        ]
+        for model, msg in cases:
+            with self.subTest(model=model):
+                for call in (
+                    lambda: install_models([QA, model]),
+                    lambda: install_models([model, QA], sql_only=True),
+                    lambda: drop_models([QA, model], missing_ok=True),
+                    lambda: schema.install(model),
+                ):
+                    with self.assertRaisesMessage(SchemaError, msg):
+                        call()
+        with override_settings(AUTH_USER_MODEL="manager_schema_manipulation.QA"):
+            from django.contrib.auth.models import User
+
+            with self.assertRaisesMessage(SchemaError, "has been swapped for"):
+                install_models([QA, User])
+        with self.assertRaisesMessage(TypeError, "isn't a model"):
+            install_models([QA, "manager_schema_manipulation.QA"])
+        self.assertEqual(
+            {alias: tables(alias) for alias in ("default", "p", "q")}, before
+        )
+
+    def test_add_column_of_a_field_not_on_the_model(self):
+        QA.objects.install()
+        field = models.CharField(max_length=5)
+        with self.assertRaisesMessage(ValueError, "isn't a field of"):
+            QA.objects.add_column(field)
+        with self.assertRaisesMessage(ValueError, "isn't a field of"):
+            QA.objects.add_column(QB._meta.get_field("name"))
+        self.assertConnectionClean()
+
+    @skipUnless(connections["q"].vendor == "postgresql", "PostgreSQL's CASCADE")
+    def test_second_order_injection_in_drop(self):
+        # A table whose name, read back by drop(), would end the quoted name
+        # and run SQL of its own.
+        from django.db.backends.postgresql.psycopg_any import sql
+
+        QA.objects.install()
+        hostile = 'x" DROP CONSTRAINT IF EXISTS "nope"; DROP TABLE victim; --'
+        connection = connections["q"]
+        connection.ensure_connection()
+        raw = connection.connection
+        statements = [
+            sql.SQL("CREATE TABLE victim (i int)"),
+            sql.SQL("CREATE TABLE {} (a int REFERENCES {} (id))").format(
+                sql.Identifier(hostile), sql.Identifier(QA._meta.db_table)
+            ),
+        ]
+        with connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement.as_string(raw))
+
+        def cleanup():
+            with connection.cursor() as cursor:
+                for name in (hostile, "victim"):
+                    cursor.execute(
+                        sql.SQL("DROP TABLE IF EXISTS {}")
+                        .format(sql.Identifier(name))
+                        .as_string(raw)
+                    )
+
+        try:
+            with self.assertRaisesMessage(SchemaError, "can't be quoted safely"):
+                QA.objects.drop()
+            self.assertTrue({"victim", hostile, QA._meta.db_table} <= tables("q"))
+            self.assertConnectionClean()
+        finally:
+            # Before tearDown, which drops QA too.
+            cleanup()
