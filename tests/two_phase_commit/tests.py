@@ -65,11 +65,12 @@ class BankTestCase(TransactionTestCase):
     def setUp(self):
         Account.objects.using("a").create(name="alice", balance=1000)
         Account.objects.using("b").create(name="bob", balance=1000)
-        if SUPPORTED:
+        log = connections["default"]
+        if SUPPORTED and twophase.LOG_TABLE in log.introspection.table_names():
             # The decision log outlives the flush between tests: start with
             # no abort record of an earlier test.
-            for txid in twophase.aborted():
-                twophase.forget(txid)
+            with log.cursor() as cursor:
+                cursor.execute(f"DELETE FROM {log.ops.quote_name(twophase.LOG_TABLE)}")
 
     def tearDown(self):
         twophase.fault_hook = None
@@ -543,7 +544,7 @@ class StalledPrepareTests(BankTestCase):
 
     def test_recovery_aborts_first_and_the_block_raises(self):
         message = "before its commit was decided: nothing was committed."
-        with self.assertRaisesMessage(twophase.TransactionAborted, message):
+        with self.assertRaisesMessage(DatabaseError, message):
             with self.assertLogs("django.db.transaction", "WARNING"):
                 self.run_with_recovery_during_prepare(min_age=0)
         # Recovery recorded the abort and rolled back 'a', prepared (MariaDB
@@ -561,7 +562,7 @@ class StalledPrepareTests(BankTestCase):
 
     def test_min_age_is_only_a_speed_knob(self):
         # min_age=1 with a prepare stalled beyond it: the same outcome.
-        with self.assertRaises(twophase.TransactionAborted):
+        with self.assertRaisesMessage(DatabaseError, "Recovery rolled back"):
             with self.assertLogs("django.db.transaction", "WARNING"):
                 self.run_with_recovery_during_prepare(min_age=1, stall=1.2)
         self.assertEqual(self.assertConsistent(), 0)
@@ -575,7 +576,7 @@ class StalledPrepareTests(BankTestCase):
         self.assertEqual(twophase.aborted(), {})
 
     def test_old_abort_records_are_forgotten(self):
-        with self.assertRaises(twophase.TransactionAborted):
+        with self.assertRaisesMessage(DatabaseError, "Recovery rolled back"):
             with self.assertLogs("django.db.transaction", "WARNING"):
                 self.run_with_recovery_during_prepare(min_age=0)
         (txid,) = twophase.aborted()
