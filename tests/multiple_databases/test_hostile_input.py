@@ -12,6 +12,7 @@ from django.test.utils import isolate_apps, override_settings
 from django.utils.connection import ConnectionDoesNotExist
 
 from .models import Artist, Ledger, Vehicle, Widget
+from .test_transactions import MultiDatabaseTestCase
 
 ALL = ["default", "a", "b", "p", "q"]
 
@@ -129,18 +130,7 @@ class HostileNamesTests(TransactionTestCase):
         self.assertTrue(transaction.get_autocommit("default"))
 
 
-class TransactionArgumentTests(TransactionTestCase):
-    available_apps = ["django.contrib.contenttypes", "multiple_databases"]
-    databases = set(ALL)
-
-    def tearDown(self):
-        for alias in ALL:
-            connection = connections[alias]
-            if not connection.get_autocommit():
-                connection.rollback()
-                connection.set_autocommit(True)
-        super().tearDown()
-
+class TransactionArgumentTests(MultiDatabaseTestCase):
     def assertNothingOpen(self):
         for alias in ALL:
             self.assertFalse(connections[alias].in_atomic_block, alias)
