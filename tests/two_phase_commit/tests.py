@@ -369,6 +369,21 @@ class RecoveryTests(BankTestCase):
         self.assertEqual(len(in_doubt("a")), 1)
         self.assertEqual(len(in_doubt("b")), 1)
 
+    def test_decision_log_missing_on_the_coordinator(self):
+        # The coordinator lost its log (or TRANSACTION_COORDINATOR moved):
+        # recovery recreates it to record its aborts.
+        self.leave_prepared()
+        log = connections["default"]
+        with log.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {log.ops.quote_name(twophase.LOG_TABLE)}")
+        twophase._log_ready.clear()
+        report = transaction.recover(using=["a", "b"], min_age=0)
+        self.assertEqual(
+            [entry.action for entry in report], ["Rolled back", "Rolled back"]
+        )
+        self.assertEqual(self.assertConsistent(), 0)
+        self.assertEqual(len(twophase.aborted()), 1)
+
     def test_young_transactions_are_left_alone(self):
         self.leave_prepared()
         report = transaction.recover(using=["a", "b"], min_age=3600)
