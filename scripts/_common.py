@@ -212,10 +212,17 @@ def git(
     return result
 
 
-def run_workload(code: str, args: list[str], cwd: Path, pythonpath: list[Path]):
+def run_workload(
+    code: str,
+    args: list[str],
+    cwd: Path,
+    pythonpath: list[Path],
+    wrapper: list[str] | None = None,
+):
     """
     Run a benchmark workload (Python code) in a fresh interpreter with the
-    given sys.path entries and return the JSON it prints.
+    given sys.path entries (under wrapper, a command prefix, if given) and
+    return the JSON it prints.
     """
     env = dict(
         os.environ,
@@ -223,7 +230,7 @@ def run_workload(code: str, args: list[str], cwd: Path, pythonpath: list[Path]):
         PYTHONHASHSEED="0",
     )
     result = subprocess.run(
-        [sys.executable, "-c", code, *args],
+        [*(wrapper or []), sys.executable, "-c", code, *args],
         cwd=cwd,
         env=env,
         capture_output=True,
