@@ -256,3 +256,29 @@ class RemoveTests(TransactionTestCase):
         thread.join()
         self.assertEqual(len(result), 1)
         self.assertIn("The connection 't' doesn't exist.", result[0])
+
+    def test_other_threads_close_their_connection_to_a_removed_alias(self):
+        # A database file: SQLite keeps in-memory databases open.
+        name = sqlite_file(self.directory.name, "t", [])
+        connections.add("t", {"ENGINE": SQLITE, "NAME": name})
+        ready = threading.Event()
+        removed = threading.Event()
+        seen = []
+
+        def worker():
+            connection = connections["t"]
+            connection.ensure_connection()
+            ready.set()
+            removed.wait(10)
+            # As at the end of a request.
+            connections.close_all()
+            seen.append(connection.connection)
+            seen.append(hasattr(connections._connections, "t"))
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        ready.wait(10)
+        connections.remove("t")
+        removed.set()
+        thread.join()
+        self.assertEqual(seen, [None, False])
