@@ -230,21 +230,22 @@ class RemoveTests(TransactionTestCase):
         self.assertEqual(seen, [["old"], ["new"]])
         self.assertEqual(read_t("t"), ["new"])
 
-    def test_removed_alias_raises_in_other_threads(self):
-        connections.add("t", {"ENGINE": SQLITE, "NAME": ":memory:"})
-        connections["t"].ensure_connection()
-        result = []
+    def remove_while_connected(self, then):
+        """
+        Remove 't' while another thread is connected to it, then call
+        then(connection) in that thread and return what it returns.
+        """
         ready = threading.Event()
         removed = threading.Event()
+        result = []
 
         def worker():
-            connections["t"].ensure_connection()
+            connection = connections["t"]
+            connection.ensure_connection()
             ready.set()
             removed.wait(10)
             try:
-                connections["t"]
-            except ConnectionDoesNotExist as exc:
-                result.append(str(exc))
+                result.append(then(connection))
             finally:
                 connections.close_all()
 
@@ -254,31 +255,27 @@ class RemoveTests(TransactionTestCase):
         connections.remove("t")
         removed.set()
         thread.join()
-        self.assertEqual(len(result), 1)
-        self.assertIn("The connection 't' doesn't exist.", result[0])
+        return result[0]
+
+    def test_removed_alias_raises_in_other_threads(self):
+        connections.add("t", {"ENGINE": SQLITE, "NAME": ":memory:"})
+
+        def use_again(connection):
+            try:
+                connections["t"]
+            except ConnectionDoesNotExist as exc:
+                return str(exc)
+
+        message = self.remove_while_connected(use_again)
+        self.assertIn("The connection 't' doesn't exist.", message)
 
     def test_other_threads_close_their_connection_to_a_removed_alias(self):
         # A database file: SQLite keeps in-memory databases open.
         name = sqlite_file(self.directory.name, "t", [])
         connections.add("t", {"ENGINE": SQLITE, "NAME": name})
-        ready = threading.Event()
-        removed = threading.Event()
-        seen = []
 
-        def worker():
-            connection = connections["t"]
-            connection.ensure_connection()
-            ready.set()
-            removed.wait(10)
-            # As at the end of a request.
+        def end_request(connection):
             connections.close_all()
-            seen.append(connection.connection)
-            seen.append(hasattr(connections._connections, "t"))
+            return connection.connection, hasattr(connections._connections, "t")
 
-        thread = threading.Thread(target=worker)
-        thread.start()
-        ready.wait(10)
-        connections.remove("t")
-        removed.set()
-        thread.join()
-        self.assertEqual(seen, [None, False])
+        self.assertEqual(self.remove_while_connected(end_request), (None, False))
