@@ -8,19 +8,22 @@ each case over the rounds is compared: the ratio patched / pristine is
 printed per case (1.00 = same speed; above 1 = the fork is slower).
 
 Cases, on in-memory SQLite databases 'default' and 'a':
-- unbound: a model without a binding, routed to 'default';
+- unbound: a model without a binding, in 'default', and no router on either
+  side;
 - bound: a model that lives in 'a' (Meta.db_connection with the fork; with
-  pristine Django, what a project writes today: a router sending it to 'a').
+  pristine Django, what a project writes today: a router sending it to 'a',
+  in a process of its own).
 For each: filter(pk=1).first(), get(pk=1), obj.save(), atomic() around
 obj.save(), compiling a queryset to SQL, iterating 200 rows and update().
 Then transactions: an empty atomic() and commit() on one database, two nested
 single-database atomics, and (the fork only) one atomic(using=[...]) over the
 same two databases.
 
-With --instructions CALLS, each case runs CALLS times and 0 times in a fresh
-process under callgrind (address space randomization off, a fixed hash seed),
-and the difference per call is compared: the same count on every run, for
-overheads of a few per mille that timings on a shared machine can't show.
+With --instructions CALLS, one process per tree runs each case CALLS times
+under callgrind (address space randomization off, a fixed hash seed), which
+dumps its count at a marker call between cases; an empty loop's count is taken
+off and the instructions per call are compared: the same count on every run,
+for overheads of a few per mille that timings on a shared machine can't show.
 """
 
 from __future__ import annotations
@@ -47,7 +50,10 @@ import json, sys, time
 import django
 from django.conf import settings
 
-PATCHED = sys.argv[1] == "patched"
+# patched: every case; pristine: the unbound model and transactions, without
+# a router; pristine-routed: the bound model, sent to 'a' by a router.
+MODE = sys.argv[1]
+PATCHED = MODE == "patched"
 
 
 class Router:
@@ -63,7 +69,7 @@ settings.configure(
         "a": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
     },
     INSTALLED_APPS=["django.contrib.contenttypes"],
-    DATABASE_ROUTERS=[] if PATCHED else [Router()],
+    DATABASE_ROUTERS=[Router()] if MODE == "pristine-routed" else [],
     DEFAULT_AUTO_FIELD="django.db.models.AutoField",
 )
 django.setup()
@@ -113,7 +119,12 @@ def best(function, number, repeat=5):
 
 # The cases: (name, callable, calls per timing).
 cases = []
+models = {"patched": ("unbound", "bound"), "pristine": ("unbound",)}.get(
+    MODE, ("bound",)
+)
 for label, model in (("unbound", UnboundThing), ("bound", BoundThing)):
+    if label not in models:
+        continue
     obj = model.objects.get(pk=1)
     assert obj._state.db == ("default" if model is UnboundThing else "a")
 
@@ -157,11 +168,12 @@ def nested_two():
             pass
 
 
-cases += [
-    ("atomic(), one database", atomic_one, 2000),
-    ("commit(), one database", transaction.commit, 20000),
-    ("atomic('default') + atomic('a'), nested", nested_two, 2000),
-]
+if MODE != "pristine-routed":
+    cases += [
+        ("atomic(), one database", atomic_one, 2000),
+        ("commit(), one database", transaction.commit, 20000),
+        ("atomic('default') + atomic('a'), nested", nested_two, 2000),
+    ]
 if PATCHED:
 
     def multi_two():
@@ -170,20 +182,36 @@ if PATCHED:
 
     cases.append(("atomic(using=['default', 'a'])", multi_two, 2000))
 
-if sys.argv[2] == "list":
+if sys.argv[2] == "count":
+    # Run every case a number of times between two calls of math.lgamma(),
+    # on which callgrind dumps its counts: an empty loop first, then each case
+    # in order.
+    import gc
+    import math
+
+    calls = int(sys.argv[3])
+    for _, function, _ in cases:
+        for _ in range(5):
+            function()
+    # The cyclic garbage collector would run at different points in the two
+    # trees, which allocate differently at import: it runs between the
+    # measured loops only.
+    gc.disable()
+    for function in [lambda: None, *(f for _, f, _ in cases)]:
+        gc.collect()
+        math.lgamma(1.0)
+        for _ in range(calls):
+            function()
+        math.lgamma(1.0)
     results = [name for name, _, _ in cases]
-elif sys.argv[2] == "count":
-    # Run one case a number of times, for an instruction count.
-    function = dict((name, f) for name, f, _ in cases)[sys.argv[3]]
-    for _ in range(5):
-        function()
-    for _ in range(int(sys.argv[4])):
-        function()
-    results = {}
 else:
     results = {name: best(function, number) for name, function, number in cases}
 json.dump(results, sys.stdout)
 """
+
+
+# The C function on whose entry callgrind dumps its counts: math.lgamma().
+MARKER = "math_lgamma"
 
 
 def pristine_tree() -> Path:
@@ -200,16 +228,18 @@ def run_round(which: str, path: Path) -> dict[str, float]:
     )
 
 
-def count_instructions(which: str, path: Path, case: str, calls: int) -> int:
+def count_instructions(which: str, path: Path, calls: int) -> dict[str, float]:
     """
-    The instructions that calls calls of case cost, counted by callgrind with
-    address space randomization off: the same count on every run.
+    The instructions per call of each case, counted by callgrind with address
+    space randomization off: the same count on every run. The workload runs
+    each case calls times between two markers, and an empty loop first, whose
+    count is taken off.
     """
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
-        run_workload(
+        names = run_workload(
             WORKLOAD,
-            [which, "count", case, str(calls)],
+            [which, "count", str(calls)],
             cwd=path.resolve(),
             pythonpath=[path],
             wrapper=[
@@ -218,12 +248,25 @@ def count_instructions(which: str, path: Path, case: str, calls: int) -> int:
                 "valgrind",
                 "--tool=callgrind",
                 f"--callgrind-out-file={out}",
+                f"--dump-before={MARKER}",
             ],
         )
-        for line in out.read_text().splitlines():
-            if line.startswith("summary:") or line.startswith("totals:"):
-                return int(line.split()[1])
-    raise ScriptError(f"callgrind wrote no total for {which}: {case}")
+        totals = []
+        # Dump 1 is the start-up, dump 2 the empty loop, then every other dump
+        # is a case (those between are the garbage collector's).
+        for number in range(2, 2 * len(names) + 3, 2):
+            dump = out.with_name(f"{out.name}.{number}")
+            if not dump.exists():
+                raise ScriptError(
+                    f"callgrind didn't dump on {MARKER} ({dump.name} is missing): "
+                    f"this Python's math module may lack the symbol."
+                )
+            for line in dump.read_text().splitlines():
+                if line.startswith("totals:"):
+                    totals.append(int(line.split()[1]))
+                    break
+    empty, *segments = totals
+    return {name: (total - empty) / calls for name, total in zip(names, segments)}
 
 
 def compare_instructions(trees: dict[str, Path], calls: int) -> int:
@@ -233,24 +276,18 @@ def compare_instructions(trees: dict[str, Path], calls: int) -> int:
                 f"--instructions needs {tool} (Debian: apt-get install "
                 f"{'util-linux' if tool == 'setarch' else 'valgrind'})."
             )
-    cases = run_workload(
-        WORKLOAD,
-        ["pristine", "list"],
-        cwd=trees["pristine"],
-        pythonpath=[trees["pristine"]],
-    )
-    print(f"Instructions per call ({calls} calls minus 0 calls, callgrind):")
+    counts = {
+        which: count_instructions(which, path, calls) for which, path in trees.items()
+    }
+    counts["pristine"].update(counts.pop("pristine-routed"))
+    print(f"Instructions per call ({calls} calls, callgrind, an empty loop taken off):")
     print(f"\n{'case':<44} {'pristine':>11} {'patched':>11} {'ratio':>7}")
-    for case in cases:
-        per_call = {}
-        for which, path in trees.items():
-            full = count_instructions(which, path, case, calls)
-            empty = count_instructions(which, path, case, 0)
-            per_call[which] = (full - empty) / calls
+    for case, patched in counts["patched"].items():
+        pristine = counts["pristine"].get(case)
+        if pristine is None:
+            continue
         print(
-            f"{case:<44} {per_call['pristine']:>11.0f} {per_call['patched']:>11.0f} "
-            f"{per_call['patched'] / per_call['pristine']:>7.4f}",
-            flush=True,
+            f"{case:<44} {pristine:>11.0f} {patched:>11.0f} {patched / pristine:>7.4f}"
         )
     return 0
 
@@ -271,27 +308,37 @@ def main() -> int:
         type=int,
         metavar="CALLS",
         help=(
-            "count instructions instead of timing (callgrind, CALLS calls minus "
-            "0 calls per case): repeatable to the instruction, for overheads "
-            "below what timings on a shared machine can show"
+            "count instructions instead of timing (callgrind, CALLS calls of "
+            "each case, an empty loop taken off): repeatable to the "
+            "instruction, for overheads below what timings can show"
         ),
     )
     args = parser.parse_args()
     if args.patched_tree == ROOT:
         vendor()
-    trees = {"pristine": pristine_tree(), "patched": args.patched_tree}
+    pristine = pristine_tree()
+    # The bound model runs on pristine Django with a router, as projects do
+    # today, the rest without one.
+    trees = {
+        "pristine": pristine,
+        "pristine-routed": pristine,
+        "patched": args.patched_tree,
+    }
     if args.instructions:
         return compare_instructions(trees, args.instructions)
-    best: dict[str, dict[str, float]] = {"pristine": {}, "patched": {}}
+    best: dict[str, dict[str, float]] = {which: {} for which in trees}
     for round_number in range(args.rounds):
         for which, path in trees.items():
             for case, seconds in run_round(which, path).items():
                 previous = best[which].get(case, seconds)
                 best[which][case] = min(previous, seconds)
         print(f"round {round_number + 1}/{args.rounds} done", flush=True)
+    best["pristine"].update(best.pop("pristine-routed"))
     print(f"\n{'case':<44} {'pristine':>11} {'patched':>11} {'ratio':>7}")
-    for case, pristine in best["pristine"].items():
-        patched = best["patched"][case]
+    for case, patched in best["patched"].items():
+        pristine = best["pristine"].get(case)
+        if pristine is None:
+            continue
         print(
             f"{case:<44} {pristine * 1e6:>9.1f}us {patched * 1e6:>9.1f}us "
             f"{patched / pristine:>7.3f}"
