@@ -279,17 +279,25 @@ def compare_instructions(trees: dict[str, Path], calls: int) -> int:
     counts = {
         which: count_instructions(which, path, calls) for which, path in trees.items()
     }
-    counts["pristine"].update(counts.pop("pristine-routed"))
     print(f"Instructions per call ({calls} calls, callgrind, an empty loop taken off):")
-    print(f"\n{'case':<44} {'pristine':>11} {'patched':>11} {'ratio':>7}")
-    for case, patched in counts["patched"].items():
-        pristine = counts["pristine"].get(case)
-        if pristine is None:
-            continue
-        print(
-            f"{case:<44} {pristine:>11.0f} {patched:>11.0f} {patched / pristine:>7.4f}"
-        )
+    print_table(counts, lambda count: f"{count:>11.0f}", ratio_digits=4)
     return 0
+
+
+def print_table(results, show, ratio_digits):
+    """
+    Print the cases of results {run: {case: value}} side by side, pristine
+    (with and without a router) against patched, with their ratio.
+    """
+    pristine = {**results["pristine"], **results["pristine-routed"]}
+    print(f"\n{'case':<44} {'pristine':>11} {'patched':>11} {'ratio':>7}")
+    for case, patched in results["patched"].items():
+        if case in pristine:
+            ratio = patched / pristine[case]
+            print(
+                f"{case:<44} {show(pristine[case])} {show(patched)} "
+                f"{ratio:>7.{ratio_digits}f}"
+            )
 
 
 def main() -> int:
@@ -333,16 +341,7 @@ def main() -> int:
                 previous = best[which].get(case, seconds)
                 best[which][case] = min(previous, seconds)
         print(f"round {round_number + 1}/{args.rounds} done", flush=True)
-    best["pristine"].update(best.pop("pristine-routed"))
-    print(f"\n{'case':<44} {'pristine':>11} {'patched':>11} {'ratio':>7}")
-    for case, patched in best["patched"].items():
-        pristine = best["pristine"].get(case)
-        if pristine is None:
-            continue
-        print(
-            f"{case:<44} {pristine * 1e6:>9.1f}us {patched * 1e6:>9.1f}us "
-            f"{patched / pristine:>7.3f}"
-        )
+    print_table(best, lambda seconds: f"{seconds * 1e6:>9.1f}us", ratio_digits=3)
     nested = best["patched"]["atomic('default') + atomic('a'), nested"]
     multi = best["patched"]["atomic(using=['default', 'a'])"]
     print(
