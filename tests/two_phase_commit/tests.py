@@ -146,6 +146,19 @@ class BadInputTests(BankTestCase):
         self.assertUnchanged()
 
     @skipUnless(SUPPORTED, "needs a backend with two-phase commit")
+    def test_databases_from_an_iterator(self):
+        with transaction.atomic(using=iter(["a", "b"]), two_phase=True):
+            self.transfer(5)
+        self.assertEqual(self.assertConsistent(), 1)
+
+    def test_not_databases(self):
+        for using in (b"ab", 5, ["a", None]):
+            with self.subTest(using=using):
+                with self.assertRaisesMessage(TypeError, "using must name databases"):
+                    transaction.atomic(using=using, two_phase=True)
+        self.assertUnchanged()
+
+    @skipUnless(SUPPORTED, "needs a backend with two-phase commit")
     def test_nested_in_an_ordinary_block(self):
         message = (
             "Database 'b' can't be the participant of a two-phase commit while "
