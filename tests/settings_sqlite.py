@@ -17,6 +17,7 @@ INSTALLED_APPS = [
     "multiple_databases",
     "manager_schema_manipulation",
     "two_phase_commit",
+    "relations_across_databases",
 ]
 
 SECRET_KEY = "django_multidb_tests_secret_key"

@@ -427,11 +427,45 @@ class CheckTests(SimpleTestCase):
             class Meta:
                 db_connection = "b"
 
+        # Relations may cross databases (see tests/relations_across_databases).
+        self.assertEqual(InB.check(), [])
+
+    def test_through_model_on_a_third_database(self):
+        class Right(models.Model):
+            class Meta:
+                db_connection = "b"
+
+        class Link(models.Model):
+            owner = models.ForeignKey("Owner", models.CASCADE)
+            right = models.ForeignKey(Right, models.CASCADE)
+
+            class Meta:
+                db_connection = "p"
+
+        class Owner(models.Model):
+            rights = models.ManyToManyField(Right, through=Link)
+
+            class Meta:
+                db_connection = "a"
+
+        field = Owner._meta.get_field("rights")
         self.assertEqual(
-            [(error.id, error.obj.name) for error in InB.check()],
-            [("multidb.E002", "to_a"), ("multidb.E002", "many")],
+            Owner.check(),
+            [
+                checks.Error(
+                    "multiple_databases.Owner.rights has its through model "
+                    "multiple_databases.Link on the database 'p', which holds "
+                    "neither multiple_databases.Owner ('a') nor "
+                    "multiple_databases.Right ('b').",
+                    hint=(
+                        "Bind multiple_databases.Link to the database of one of "
+                        "the two models."
+                    ),
+                    obj=field,
+                    id="multidb.E008",
+                )
+            ],
         )
-        self.assertIn("relations can't span databases", InB.check()[0].msg)
 
     def test_multi_table_child_bound_elsewhere(self):
         class Parent(models.Model):

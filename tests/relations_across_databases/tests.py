@@ -1,0 +1,468 @@
+"""
+Relations across databases, tested differentially: the same operations run
+with every model on one database and with the models split across two (each
+relation crossing), and must give the same results.
+"""
+
+from django.db import NotSupportedError, connections, models
+from django.db.models import Count, F, Q
+from django.db.models.schema import drop_models, install_models
+from django.test import TestCase, TransactionTestCase, override_settings
+
+from .models import MODELS, Author, Book, Chapter, Country, Profile, Tag
+
+APP = "relations_across_databases"
+ONE_DATABASE = {APP: "a"}
+# Every relation crosses: Author -> Country, Profile -> Author, Book -> Author
+# (twice), Chapter -> Book, and Tag.books (its through table lives with Tag).
+SPLIT = {
+    f"{APP}.Country": "b",
+    f"{APP}.Author": "a",
+    f"{APP}.Profile": "b",
+    f"{APP}.Book": "b",
+    f"{APP}.Chapter": "a",
+    f"{APP}.Tag": "a",
+}
+# Only Book is bound: the other models aren't, and live on default.
+ONE_BOUND = {f"{APP}.Book": "b"}
+
+
+def seed():
+    """The same rows, with the same ids, wherever the tables are."""
+    france, peru = (
+        Country.objects.create(name="France"),
+        Country.objects.create(name="Peru"),
+    )
+    ann = Author.objects.create(name="Ann", country=france)
+    bob = Author.objects.create(name="Bob", country=peru)
+    cid = Author.objects.create(name="Cid", country=None)
+    Author.objects.create(name="Dee", country=france)
+    Profile.objects.create(author=ann, bio="poet")
+    Profile.objects.create(author=cid, bio="critic")
+    books = [
+        Book.objects.create(title="Alpha", pages=120, author=ann, editor=bob),
+        Book.objects.create(title="Beta", pages=340, author=ann, editor=None),
+        Book.objects.create(title="Gamma", pages=90, author=bob, editor=ann),
+        Book.objects.create(title="Delta", pages=500, author=cid, editor=cid),
+        Book.objects.create(title="Epsilon", pages=210, author=bob, editor=None),
+    ]
+    for book, numbers in zip(books, [[1, 2, 3], [1], [1, 2], [], [1, 2, 3, 4]]):
+        for number in numbers:
+            Chapter.objects.create(
+                book=book, number=number, title=None if number == 2 else f"c{number}"
+            )
+    poetry, prose, rare = (
+        Tag.objects.create(name=n) for n in ["poetry", "prose", "rare"]
+    )
+    poetry.books.add(books[0], books[2])
+    prose.books.add(books[1], books[2], books[4])
+    rare.books.add(books[3])
+
+
+def ids(queryset):
+    return sorted(obj.pk for obj in queryset)
+
+
+def reads():
+    """Operations that only read: name -> callable returning a plain value."""
+    return {
+        "forward fk": lambda: [
+            (b.title, b.author.name) for b in Book.objects.order_by("id")
+        ],
+        "forward fk null": lambda: [
+            b.editor and b.editor.name for b in Book.objects.order_by("id")
+        ],
+        "two forward hops": lambda: [
+            c.book.author.name for c in Chapter.objects.order_by("id")
+        ],
+        "reverse fk": lambda: [
+            sorted(a.books.values_list("title", flat=True))
+            for a in Author.objects.order_by("id")
+        ],
+        "reverse fk count": lambda: [
+            (a.books.count(), a.edited.exists()) for a in Author.objects.order_by("id")
+        ],
+        "one-to-one both ways": lambda: [
+            (p.author.name, p.author.profile.bio)
+            for p in Profile.objects.order_by("id")
+        ],
+        "missing reverse one-to-one": lambda: [
+            hasattr(a, "profile") for a in Author.objects.order_by("id")
+        ],
+        "m2m forward": lambda: [
+            sorted(t.title for t in tag.books.all())
+            for tag in Tag.objects.order_by("id")
+        ],
+        "m2m reverse": lambda: [
+            sorted(t.name for t in b.tags.all()) for b in Book.objects.order_by("id")
+        ],
+        "m2m count": lambda: [b.tags.count() for b in Book.objects.order_by("id")],
+        "prefetch forward and reverse": lambda: [
+            (b.author.name, sorted(c.number for c in b.chapters.all()))
+            for b in Book.objects.prefetch_related("author", "chapters").order_by("id")
+        ],
+        "prefetch m2m both ways": lambda: [
+            [
+                sorted(b.title for b in t.books.all())
+                for t in Tag.objects.prefetch_related("books").order_by("id")
+            ],
+            [
+                sorted(t.name for t in b.tags.all())
+                for b in Book.objects.prefetch_related("tags").order_by("id")
+            ],
+        ],
+        "prefetch chained": lambda: [
+            [
+                (b.title, sorted(c.number for c in b.chapters.all()))
+                for b in sorted(a.books.all(), key=lambda b: b.pk)
+            ]
+            for a in Author.objects.prefetch_related("books__chapters").order_by("id")
+        ],
+        "select_related": lambda: [
+            (c.book.title, c.book.author.name, c.book.editor and c.book.editor.name)
+            for c in Chapter.objects.select_related(
+                "book__author", "book__editor"
+            ).order_by("id")
+        ],
+        "select_related reverse one-to-one": lambda: [
+            getattr(getattr(a, "profile", None), "bio", None)
+            for a in Author.objects.select_related("profile").order_by("id")
+        ],
+        # Filters through relations.
+        "filter forward": lambda: ids(Book.objects.filter(author__name="Ann")),
+        "filter two hops": lambda: ids(
+            Book.objects.filter(author__country__name="Peru")
+        ),
+        "filter forward pk": lambda: ids(Book.objects.filter(author__pk=2)),
+        "exclude forward": lambda: ids(Book.objects.exclude(author__name="Ann")),
+        "exclude nullable forward": lambda: ids(
+            Book.objects.exclude(editor__name="Ann")
+        ),
+        "filter nullable forward": lambda: ids(Book.objects.filter(editor__name="Cid")),
+        "forward isnull": lambda: ids(Book.objects.filter(editor__isnull=True)),
+        "forward field isnull": lambda: ids(
+            Book.objects.filter(editor__name__isnull=True)
+        ),
+        "exclude forward field isnull": lambda: ids(
+            Book.objects.exclude(editor__name__isnull=True)
+        ),
+        "filter reverse": lambda: ids(Author.objects.filter(books__pages__gt=300)),
+        "filter reverse same row": lambda: ids(
+            Author.objects.filter(books__pages__gt=100, books__title__startswith="E")
+        ),
+        "filter reverse chained": lambda: ids(
+            Author.objects.filter(books__pages__gt=100).filter(
+                books__title__startswith="G"
+            )
+        ),
+        "exclude reverse": lambda: ids(Author.objects.exclude(books__pages__gt=300)),
+        "exclude reverse two conditions": lambda: ids(
+            Author.objects.exclude(books__pages__gt=100, books__title__startswith="A")
+        ),
+        "reverse isnull": lambda: ids(Author.objects.filter(books__isnull=True)),
+        "reverse not isnull": lambda: ids(
+            Author.objects.filter(books__isnull=False).distinct()
+        ),
+        "reverse field isnull": lambda: ids(
+            Book.objects.filter(chapters__title__isnull=True).distinct()
+        ),
+        "exclude reverse field isnull": lambda: ids(
+            Book.objects.exclude(chapters__title__isnull=True)
+        ),
+        "reverse two hops": lambda: ids(
+            Author.objects.filter(books__chapters__number=4).distinct()
+        ),
+        "reverse instance": lambda: ids(
+            Author.objects.filter(books=Book.objects.get(title="Gamma"))
+        ),
+        "reverse one-to-one": lambda: ids(Author.objects.filter(profile__bio="critic")),
+        "reverse one-to-one isnull": lambda: ids(
+            Author.objects.filter(profile__isnull=True)
+        ),
+        "m2m filter": lambda: ids(Book.objects.filter(tags__name="prose")),
+        "m2m exclude": lambda: ids(Book.objects.exclude(tags__name="prose")),
+        "m2m isnull": lambda: ids(Book.objects.filter(tags__isnull=True)),
+        "m2m instance": lambda: ids(
+            Book.objects.filter(tags=Tag.objects.get(name="rare"))
+        ),
+        "m2m in": lambda: ids(
+            Book.objects.filter(
+                tags__in=Tag.objects.filter(name__in=["poetry", "rare"])
+            ).distinct()
+        ),
+        "m2m reverse filter": lambda: ids(
+            Tag.objects.filter(books__author__name="Bob").distinct()
+        ),
+        "m2m reverse two hops": lambda: ids(
+            Tag.objects.filter(books__chapters__number=3).distinct()
+        ),
+        "q or": lambda: ids(
+            Book.objects.filter(Q(author__name="Cid") | Q(pages__lt=100))
+        ),
+        "q not": lambda: ids(Book.objects.filter(~Q(author__country__name="France"))),
+        "q nested": lambda: ids(
+            Author.objects.filter(
+                Q(books__pages__gt=300) | (Q(country__name="Peru") & ~Q(name="Bob"))
+            ).distinct()
+        ),
+        "q or on one relation": lambda: ids(
+            Author.objects.filter(
+                Q(books__pages__gt=300) | Q(books__title="Gamma")
+            ).distinct()
+        ),
+        "in queryset of the other side": lambda: ids(
+            Book.objects.filter(
+                author__in=Author.objects.filter(name__in=["Bob", "Cid"])
+            )
+        ),
+        "count exists get": lambda: [
+            Book.objects.filter(author__country__name="France").count(),
+            Book.objects.filter(tags__name="rare").exists(),
+            Book.objects.filter(author__name="Ann", tags__name="poetry").exists(),
+            Book.objects.get(author__name="Cid").title,
+            Author.objects.filter(books__tags__name="poetry").distinct().count(),
+        ],
+        "annotation of own relations": lambda: sorted(
+            Author.objects.filter(country__name="France").values_list("name", flat=True)
+        ),
+        "queryset reused later": reused_queryset,
+    }
+
+
+def reused_queryset():
+    # The keys are read when the queryset is evaluated, not when it's built.
+    queryset = Book.objects.filter(author__name="Dee")
+    before = ids(queryset)
+    Book.objects.create(title="Zeta", pages=10, author=Author.objects.get(name="Dee"))
+    return before, ids(queryset), ids(queryset.all())
+
+
+def writes():
+    """Operations that write, run in order: name -> callable."""
+
+    def assign():
+        book = Book.objects.get(title="Alpha")
+        book.author = Author.objects.get(name="Dee")
+        book.editor = None
+        book.save()
+        book = Book.objects.get(title="Alpha")
+        return book.author.name, book.editor
+
+    def reverse_create():
+        author = Author.objects.get(name="Cid")
+        book = author.books.create(title="Eta", pages=77)
+        return book.author.name, ids(author.books.all())
+
+    def m2m_writes():
+        rare = Tag.objects.get(name="rare")
+        alpha, beta = Book.objects.get(title="Alpha"), Book.objects.get(title="Beta")
+        rare.books.add(alpha)
+        after_add = ids(rare.books.all())
+        beta.tags.add(rare)
+        rare.books.remove(Book.objects.get(title="Delta"))
+        after_remove = ids(rare.books.all())
+        alpha.tags.set([Tag.objects.get(name="prose")])
+        after_set = sorted(t.name for t in alpha.tags.all())
+        beta.tags.clear()
+        return after_add, after_remove, after_set, ids(beta.tags.all())
+
+    def update():
+        updated = Book.objects.filter(author__country__name="Peru").update(pages=1)
+        return updated, ids(Book.objects.filter(pages=1))
+
+    def delete_filtered():
+        deleted = Chapter.objects.filter(book__title="Epsilon", number__gt=2).delete()
+        return deleted, ids(Chapter.objects.all())
+
+    def many_keys():
+        # More keys than crossdb.MANY_KEYS: one array or JSON parameter.
+        authors = Author.objects.bulk_create(
+            Author(name=f"Many {i}") for i in range(250)
+        )
+        authors = list(Author.objects.filter(name__startswith="Many"))
+        Book.objects.bulk_create(
+            Book(title=f"Many {i}", pages=i, author=author)
+            for i, author in enumerate(authors)
+        )
+        return (
+            ids(Book.objects.filter(author__name__startswith="Many")),
+            ids(Author.objects.filter(books__pages__lt=200, name__startswith="Many")),
+            Book.objects.exclude(author__name__startswith="Many").count(),
+        )
+
+    def remaining():
+        return [ids(model._base_manager.all()) for model in MODELS] + [
+            sorted(Tag.books.through.objects.values_list("tag_id", "book_id"))
+        ]
+
+    def delete_cascading():
+        # CASCADE to books, their chapters and tags, and the profile;
+        # SET_NULL on the books Ann edited.
+        deleted = Author.objects.get(name="Ann").delete()
+        return deleted, remaining(), ids(Book.objects.filter(editor__isnull=True))
+
+    def delete_queryset_set_null():
+        deleted = Country.objects.filter(name="Peru").delete()
+        return deleted, remaining(), ids(Author.objects.filter(country__isnull=True))
+
+    def delete_fails_all_or_nothing():
+        def refuse(sender, **kwargs):
+            raise RuntimeError("refused")
+
+        models.signals.post_delete.connect(refuse, sender=Chapter)
+        try:
+            Author.objects.get(name="Bob").delete()
+        except RuntimeError:
+            pass
+        finally:
+            models.signals.post_delete.disconnect(refuse, sender=Chapter)
+        return remaining()
+
+    return {
+        "many keys": many_keys,
+        "assign": assign,
+        "reverse create": reverse_create,
+        "m2m writes": m2m_writes,
+        "update through a relation": update,
+        "delete through a relation": delete_filtered,
+        "delete that fails changes nothing": delete_fails_all_or_nothing,
+        "delete cascading": delete_cascading,
+        "delete setting null": delete_queryset_set_null,
+    }
+
+
+def where_tables_are(bindings):
+    placed = {}
+    for model in MODELS:
+        label = f"{APP}.{model.__name__}"
+        placed[model] = bindings.get(label) or bindings.get(APP) or "default"
+    return placed
+
+
+class DifferentialTests(TransactionTestCase):
+    # Not TestCase: PostgreSQL can't drop a table with deferred constraint
+    # checks pending in the same transaction.
+    databases = {"default", "a", "b"}
+
+    def run_operations(self, bindings):
+        with override_settings(DATABASE_BINDINGS=bindings):
+            install_models(MODELS)
+            try:
+                # Each table is where the bindings say, and only there.
+                for model, alias in where_tables_are(bindings).items():
+                    for other in self.databases:
+                        tables = connections[other].introspection.table_names()
+                        self.assertEqual(
+                            model._meta.db_table in tables, other == alias, model
+                        )
+                seed()
+                results = {}
+                for name, operation in {**reads(), **writes()}.items():
+                    try:
+                        results[name] = operation()
+                    except Exception as exc:  # Reported by the comparison.
+                        results[name] = f"{type(exc).__name__}: {exc}"
+                return results
+            finally:
+                drop_models(MODELS)
+
+    def assertSameResults(self, bindings):
+        expected = self.run_operations(ONE_DATABASE)
+        got = self.run_operations(bindings)
+        for name, result in expected.items():
+            with self.subTest(operation=name):
+                self.assertNotIsInstance(result, str, result)
+                self.assertEqual(got[name], result)
+
+    def test_split_across_two_databases(self):
+        self.assertSameResults(SPLIT)
+
+    def test_one_model_bound(self):
+        self.assertSameResults(ONE_BOUND)
+
+
+class RefusalTests(TestCase):
+    databases = {"default", "a", "b"}
+
+    def setUp(self):
+        override = override_settings(DATABASE_BINDINGS=SPLIT)
+        override.enable()
+        self.addCleanup(override.disable)
+        install_models(MODELS)
+        seed()
+
+    def assertRefused(self, queryset, message):
+        """queryset() raises NotSupportedError before any query runs."""
+        with self.assertNumQueries(0, using="a"), self.assertNumQueries(0, using="b"):
+            with self.assertRaisesMessage(NotSupportedError, message):
+                list(queryset())
+
+    def test_join_refused_before_any_query(self):
+        msg = (
+            "Cannot join relations_across_databases.Book (database 'b') to "
+            "relations_across_databases.Author (database 'a') for 'author__name': "
+            "a query can't span databases."
+        )
+        for queryset in [
+            lambda: Book.objects.order_by("author__name"),
+            lambda: Book.objects.values("author__name"),
+            lambda: Book.objects.annotate(n=F("author__name")),
+        ]:
+            with self.subTest(queryset=queryset):
+                self.assertRefused(queryset, msg)
+        self.assertRefused(
+            lambda: Author.objects.annotate(n=Count("books")), "for 'books'"
+        )
+
+    def test_same_row_conditions_spread_over_a_q_tree_refused(self):
+        msg = (
+            "Conditions on 'books' are combined with | or ~ in one filter() call, "
+            "and relations_across_databases.Book (database 'b') is on another "
+            "database: upstream applies them to the same related row"
+        )
+        self.assertRefused(
+            lambda: Author.objects.filter(
+                Q(books__pages__gt=300)
+                | (Q(country__name="Peru") & ~Q(books__title="Gamma"))
+            ),
+            msg,
+        )
+        self.assertRefused(
+            lambda: Author.objects.filter(
+                Q(books__pages__gt=300) & (Q(books__title="Gamma") | Q(name="Ann"))
+            ),
+            msg,
+        )
+
+    def test_expression_across_refused(self):
+        self.assertRefused(
+            lambda: Book.objects.filter(author__name=F("title")),
+            "The lookup 'author__name' compares rows of "
+            "relations_across_databases.Author (database 'a') with an expression "
+            "of a query on relations_across_databases.Book (database 'b'): an "
+            "expression can't span databases.",
+        )
+
+    def test_no_constraint_across_databases(self):
+        for alias, model, field in [("b", Book, "author"), ("a", Chapter, "book")]:
+            with connections[alias].cursor() as cursor:
+                constraints = connections[alias].introspection.get_constraints(
+                    cursor, model._meta.db_table
+                )
+            column = model._meta.get_field(field).column
+            kinds = [
+                (c["foreign_key"], c["index"])
+                for c in constraints.values()
+                if c["columns"] == [column]
+            ]
+            self.assertIn((None, True), kinds)
+            self.assertNotIn(True, [bool(fk) for fk, _ in kinds])
+
+    def test_constraint_within_one_database(self):
+        with override_settings(DATABASE_BINDINGS=ONE_DATABASE):
+            self.assertIs(Book._meta.get_field("author").db_constraint, True)
+        self.assertIs(Book._meta.get_field("author").db_constraint, False)
+
+    def test_migrations_keep_the_declared_constraint(self):
+        _, _, _, kwargs = Book._meta.get_field("author").deconstruct()
+        self.assertNotIn("db_constraint", kwargs)
