@@ -342,6 +342,7 @@ def where_tables_are(bindings):
 class DifferentialTests(TransactionTestCase):
     # Not TestCase: PostgreSQL can't drop a table with deferred constraint
     # checks pending in the same transaction.
+    available_apps = [APP]
     databases = {"default", "a", "b"}
 
     def run_operations(self, bindings):
