@@ -288,6 +288,16 @@ def writes():
             ids(Book.objects.filter(author__name__startswith="Many")),
             ids(Author.objects.filter(books__pages__lt=200, name__startswith="Many")),
             Book.objects.exclude(author__name__startswith="Many").count(),
+            [
+                b.author.name
+                for b in Book.objects.filter(title__startswith="Many")
+                .select_related("author")
+                .order_by("id")
+            ],
+            [
+                len(a.books.all())
+                for a in Author.objects.prefetch_related("books").order_by("id")
+            ],
         )
 
     def remaining():
