@@ -7,6 +7,7 @@ from unittest import skipUnless
 from django.core import management
 from django.db import DatabaseError, IntegrityError, connections, models, transaction
 from django.db.models import schema
+from django.db.models.binding import override_bindings
 from django.db.models.schema import (
     BoundStatement,
     SchemaError,
@@ -150,11 +151,19 @@ class InstallTests(SchemaTestCase):
                 PA.objects.create(name="dangling", c_id=9999)
         self.assertQuerySetEqual(PA.objects.values_list("name", flat=True), ["a"])
 
-    def test_db_manager_installs_elsewhere(self):
+    def test_db_manager_of_a_bound_model_installs_on_its_database(self):
         QA.objects.db_manager("p").install()
-        self.assertIn(QA._meta.db_table, tables("p"))
-        self.assertNotIn(QA._meta.db_table, tables("q"))
+        self.assertIn(QA._meta.db_table, tables("q"))
+        self.assertNotIn(QA._meta.db_table, tables("p"))
         QA.objects.db_manager("p").drop()
+        self.assertNotIn(QA._meta.db_table, tables("q"))
+
+    def test_override_bindings_installs_elsewhere(self):
+        with override_bindings({"manager_schema_manipulation.QA": "p"}):
+            QA.objects.install()
+            self.assertIn(QA._meta.db_table, tables("p"))
+            self.assertNotIn(QA._meta.db_table, tables("q"))
+            QA.objects.drop()
         self.assertNotIn(QA._meta.db_table, tables("p"))
 
     def test_initial_data(self):

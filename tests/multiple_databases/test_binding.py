@@ -4,17 +4,22 @@ to its database. Each test checks where the rows physically are by querying
 every database explicitly.
 """
 
+import asyncio
 import datetime
 import io
 import json
 import os
 import tempfile
+import threading
 from unittest import mock
 
 from django.contrib.admin import ModelAdmin, site
 from django.core import checks, management, serializers
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, models, router, transaction
+from django.db.models.binding import override_bindings
 from django.db.models.signals import post_save
+from django.db.utils import ConnectionDoesNotExist
 from django.test import RequestFactory, SimpleTestCase, TestCase, TransactionTestCase
 from django.test.utils import extend_sys_path, isolate_apps, override_settings
 
@@ -34,11 +39,27 @@ ALIASES = ["default", "a", "b"]
 
 
 def where(model, **lookup):
-    """The aliases of the databases holding rows of model matching lookup."""
+    """
+    The aliases of the databases holding rows of model matching lookup (exact
+    values of concrete fields), read with SQL: routing has no say.
+    """
     found = []
     for alias in ALIASES:
-        if model._meta.db_table in connections[alias].introspection.table_names():
-            if model._base_manager.using(alias).filter(**lookup).exists():
+        connection = connections[alias]
+        if model._meta.db_table not in connection.introspection.table_names():
+            continue
+        qn = connection.ops.quote_name
+        conditions, params = [], []
+        for name, value in lookup.items():
+            field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+            conditions.append(f"{qn(field.column)} = %s")
+            params.append(field.get_db_prep_value(value, connection))
+        sql = f"SELECT 1 FROM {qn(model._meta.db_table)}"
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            if cursor.fetchone():
                 found.append(alias)
     return found
 
@@ -221,14 +242,14 @@ class ReadWriteTests(TestCase):
         other = Album.objects.create(artist=self.miro, title="Constellations")
         jazz.albums.add(self.album, other)
         through = Genre.albums.through
-        self.assertEqual(where(through, genre=jazz), ["a"])
+        self.assertEqual(where(through, genre=jazz.pk), ["a"])
         self.assertEqual(list(self.album.genres.all()), [jazz])
         jazz.albums.remove(other)
         self.assertEqual(list(jazz.albums.all()), [self.album])
         jazz.albums.set([other])
         self.assertEqual(list(jazz.albums.all()), [other])
         jazz.albums.clear()
-        self.assertEqual(where(through, genre=jazz), [])
+        self.assertEqual(where(through, genre=jazz.pk), [])
 
     def test_prefetch_and_select_related(self):
         with self.assertNumQueries(2, using="a"):
@@ -346,6 +367,121 @@ class ReadWriteTests(TestCase):
         self.assertEqual(LivingArtist.objects.filter(alive=True).count(), 2)
         bolt = Bolt.objects.create(size=3)
         self.assertEqual(where(Bolt, pk=bolt.pk), ["b"])
+
+
+class ExplicitDatabaseTests(TestCase):
+    """
+    A bound model stays on its database when code names another one, as
+    reusable apps do with using=instance._state.db; override_bindings()
+    moves it for a while.
+    """
+
+    databases = {"default", "a", "b"}
+
+    def test_bound_model_named_elsewhere_stays_on_its_database(self):
+        artist = Artist.objects.using("b").create(name="Hopper")
+        self.assertEqual(artist._state.db, "a")
+        self.assertEqual(where(Artist, name="Hopper"), ["a"])
+        artist.name = "Edward Hopper"
+        artist.save(using="b")
+        self.assertEqual(where(Artist, name="Edward Hopper"), ["a"])
+        manager = Artist.objects.db_manager("b")
+        self.assertEqual(manager.filter(name="Edward Hopper").count(), 1)
+        qn = connections["a"].ops.quote_name
+        raw = Artist.objects.raw(
+            f"SELECT * FROM {qn(Artist._meta.db_table)} WHERE {qn('name')} = %s",
+            ["Edward Hopper"],
+            using="b",
+        )
+        self.assertEqual([a.pk for a in raw], [artist.pk])
+        artist.refresh_from_db(using="b")
+        artist.delete(using="b")
+        self.assertEqual(where(Artist, name="Edward Hopper"), [])
+
+    def test_unbound_model_goes_where_named(self):
+        Vehicle.objects.using("b").create(make="Fiat", model="500", year=1957)
+        self.assertEqual(where(Vehicle, make="Fiat"), ["b"])
+
+    def test_override_bindings_copies_rows_to_another_database(self):
+        Artist.objects.create(name="Klee")
+        artists = list(Artist.objects.all())
+        with override_bindings({"multiple_databases.Artist": "b"}):
+            self.assertEqual(Artist._meta.db_connection, "b")
+            Artist.objects.install()
+            Artist.objects.bulk_create(artists)
+            self.assertEqual(
+                list(Artist.objects.values_list("name", flat=True)), ["Klee"]
+            )
+        self.assertEqual(Artist._meta.db_connection, "a")
+        self.assertEqual(where(Artist, name="Klee"), ["a", "b"])
+        with override_bindings({"multiple_databases": "b"}):
+            Artist.objects.drop()
+        self.assertEqual(where(Artist, name="Klee"), ["a"])
+
+    def test_override_bindings_scope(self):
+        seen = []
+        with override_bindings({"multiple_databases": "b"}):
+            with override_bindings({"multiple_databases.Artist": "default"}):
+                self.assertEqual(Artist._meta.db_connection, "default")
+                self.assertEqual(Widget._meta.db_connection, "b")
+                # Another thread doesn't see this context's override.
+                thread = threading.Thread(
+                    target=lambda: seen.append(Artist._meta.db_connection)
+                )
+                thread.start()
+                thread.join()
+            self.assertEqual(Artist._meta.db_connection, "b")
+            with self.assertRaises(ZeroDivisionError):
+                with override_bindings({"multiple_databases.Artist": "a"}):
+                    1 / 0
+            self.assertEqual(Artist._meta.db_connection, "b")
+        self.assertEqual(seen, ["a"])
+        self.assertEqual(Artist._meta.db_connection, "a")
+        self.assertEqual(Vehicle._meta.db_connection, None)
+
+    def test_override_bindings_in_concurrent_tasks(self):
+        async def bound_to(alias):
+            with override_bindings({"multiple_databases.Vehicle": alias}):
+                await asyncio.sleep(0.01)
+                return Vehicle._meta.db_connection
+
+        async def both():
+            return await asyncio.gather(bound_to("a"), bound_to("b"))
+
+        self.assertEqual(asyncio.run(both()), ["a", "b"])
+        self.assertIsNone(Vehicle._meta.db_connection)
+
+    def test_override_bindings_bad_input(self):
+        cases = [
+            (
+                {"multiple_databases": "nowhere"},
+                ConnectionDoesNotExist,
+                "The connection 'nowhere' doesn't exist.",
+            ),
+            (
+                {"no_such_app": "a"},
+                ImproperlyConfigured,
+                "override_bindings() refers to 'no_such_app', which isn't an "
+                "installed app label or 'app_label.ModelName'.",
+            ),
+            (
+                ["multiple_databases"],
+                ImproperlyConfigured,
+                "override_bindings() must be a dict",
+            ),
+            (
+                {"multiple_databases.Artist": 3},
+                ImproperlyConfigured,
+                "a binding must name a database alias",
+            ),
+        ]
+        for bindings, exception, message in cases:
+            with self.subTest(bindings=bindings):
+                with self.assertRaisesMessage(exception, message):
+                    with override_bindings(bindings):
+                        self.fail("The override was entered.")
+                self.assertEqual(Artist._meta.db_connection, "a")
+                self.assertIsNone(Vehicle._meta.db_connection)
 
 
 class RuntimeConnectionTests(TestCase):

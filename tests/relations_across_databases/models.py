@@ -7,7 +7,21 @@ of that test put them (install_models()), so a query sent to the wrong
 database finds no table instead of an empty one.
 """
 
+from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelation
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
+
+
+class Note(models.Model):
+    """A note on any object (contenttypes stays on default)."""
+
+    content_type = models.ForeignKey(ContentType, models.CASCADE)
+    object_id = models.PositiveIntegerField()
+    content_object = GenericForeignKey()
+    text = models.CharField(max_length=50)
+
+    class Meta:
+        managed = False
 
 
 class Country(models.Model):
@@ -22,6 +36,7 @@ class Author(models.Model):
     country = models.ForeignKey(
         Country, models.SET_NULL, null=True, related_name="authors"
     )
+    notes = GenericRelation(Note)
 
     class Meta:
         managed = False
@@ -42,6 +57,7 @@ class Book(models.Model):
     editor = models.ForeignKey(
         Author, models.SET_NULL, null=True, related_name="edited"
     )
+    notes = GenericRelation(Note)
 
     class Meta:
         managed = False
@@ -64,4 +80,4 @@ class Tag(models.Model):
         managed = False
 
 
-MODELS = [Country, Author, Profile, Book, Chapter, Tag]
+MODELS = [Country, Author, Profile, Book, Chapter, Tag, Note]

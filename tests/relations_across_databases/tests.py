@@ -4,12 +4,15 @@ with every model on one database and with the models split across two (each
 relation crossing), and must give the same results.
 """
 
+from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
 from django.db import NotSupportedError, connections, models
 from django.db.models import Count, F, Q
+from django.db.models.binding import override_bindings
 from django.db.models.schema import drop_models, install_models
 from django.test import TestCase, TransactionTestCase, override_settings
 
-from .models import MODELS, Author, Book, Chapter, Country, Profile, Tag
+from .models import MODELS, Author, Book, Chapter, Country, Note, Profile, Tag
 
 APP = "relations_across_databases"
 ONE_DATABASE = {APP: "a"}
@@ -22,6 +25,7 @@ SPLIT = {
     f"{APP}.Book": "b",
     f"{APP}.Chapter": "a",
     f"{APP}.Tag": "a",
+    f"{APP}.Note": "b",
 }
 # Only Book is bound: the other models aren't, and live on default.
 ONE_BOUND = {f"{APP}.Book": "b"}
@@ -54,6 +58,10 @@ def seed():
     poetry, prose, rare = (
         Tag.objects.create(name=n) for n in ["poetry", "prose", "rare"]
     )
+    Note.objects.create(content_object=books[0], text="n1")
+    Note.objects.create(content_object=ann, text="n2")
+    Note.objects.create(content_object=books[2], text="n3")
+    Note.objects.create(content_object=books[0], text="n4")
     poetry.books.add(books[0], books[2])
     prose.books.add(books[1], books[2], books[4])
     rare.books.add(books[3])
@@ -215,6 +223,26 @@ def reads():
                 author__in=Author.objects.filter(name__in=["Bob", "Cid"])
             )
         ),
+        "generic foreign key": lambda: [
+            (n.text, type(n.content_object).__name__, n.content_object.pk)
+            for n in Note.objects.order_by("id")
+        ],
+        "prefetch generic foreign key": lambda: [
+            (n.text, type(n.content_object).__name__, n.content_object.pk)
+            for n in Note.objects.prefetch_related("content_object").order_by("id")
+        ],
+        "generic relation": lambda: [
+            sorted(n.text for n in b.notes.all()) for b in Book.objects.order_by("id")
+        ],
+        "prefetch generic relation": lambda: [
+            sorted(n.text for n in a.notes.all())
+            for a in Author.objects.prefetch_related("notes").order_by("id")
+        ],
+        "filter generic relation": lambda: [
+            ids(Book.objects.filter(notes__text__in=["n1", "n3"]).distinct()),
+            ids(Author.objects.filter(notes__isnull=True)),
+            ids(Book.objects.exclude(notes__text="n4")),
+        ],
         "count exists get": lambda: [
             Book.objects.filter(author__country__name="France").count(),
             Book.objects.filter(tags__name="rare").exists(),
@@ -247,6 +275,14 @@ def writes():
         book.save()
         book = Book.objects.get(title="Alpha")
         return book.author.name, book.editor
+
+    def generic_writes():
+        book = Book.objects.get(title="Beta")
+        book.notes.create(text="n5")
+        note = Note.objects.get(text="n2")
+        note.content_object = book
+        note.save()
+        return sorted(n.text for n in book.notes.all()), ids(Note.objects.all())
 
     def reverse_create():
         author = Author.objects.get(name="Cid")
@@ -332,6 +368,7 @@ def writes():
         "many keys": many_keys,
         "assign": assign,
         "reverse create": reverse_create,
+        "generic writes": generic_writes,
         "m2m writes": m2m_writes,
         "update through a relation": update,
         "delete through a relation": delete_filtered,
@@ -356,7 +393,9 @@ class DifferentialTests(TransactionTestCase):
     databases = {"default", "a", "b"}
 
     def run_operations(self, bindings):
-        with override_settings(DATABASE_BINDINGS=bindings):
+        # override_bindings(), not override_settings(): what crosses
+        # databases changes within one context only.
+        with override_bindings(bindings):
             install_models(MODELS)
             try:
                 # Each table is where the bindings say, and only there.
@@ -477,3 +516,37 @@ class RefusalTests(TestCase):
     def test_migrations_keep_the_declared_constraint(self):
         _, _, _, kwargs = Book._meta.get_field("author").deconstruct()
         self.assertNotIn("db_constraint", kwargs)
+
+
+class GenericRelationTests(TestCase):
+    databases = {"default", "a", "b"}
+
+    def setUp(self):
+        override = override_settings(DATABASE_BINDINGS=SPLIT)
+        override.enable()
+        self.addCleanup(override.disable)
+        install_models(MODELS)
+        # Content types live on default only: "b" has the table, emptied, so
+        # reading them from "b" would find nothing.
+        ContentType.objects.using("b").all().delete()
+        ContentType.objects.clear_cache()
+        self.addCleanup(ContentType.objects.clear_cache)
+
+    def test_unbound_target_of_a_bound_model(self):
+        group = Group.objects.create(name="readers")
+        note = Note.objects.create(content_object=group, text="on a group")
+        self.assertEqual(note._state.db, "b")
+        note = Note.objects.get(pk=note.pk)
+        self.assertEqual(note.content_object, group)
+        self.assertEqual(
+            Note.objects.prefetch_related("content_object").get().content_object,
+            group,
+        )
+
+    def test_generic_relation_manager(self):
+        author = Author.objects.create(name="Ann")
+        author.notes.create(text="first")
+        self.assertEqual([n.text for n in author.notes.all()], ["first"])
+        self.assertEqual(list(Author.objects.filter(notes__text="first")), [author])
+        author.delete()
+        self.assertIs(Note.objects.exists(), False)
