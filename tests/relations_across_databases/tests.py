@@ -223,6 +223,21 @@ def reads():
                 author__in=Author.objects.filter(name__in=["Bob", "Cid"])
             )
         ),
+        "values through foreign keys": lambda: list(
+            Book.objects.order_by("id").values_list(
+                "title", "author__name", "author__country__name", "editor__name"
+            )
+        ),
+        "values dicts and flat": lambda: [
+            list(Chapter.objects.order_by("id").values("number", "book__title")),
+            list(
+                Book.objects.filter(author__country__name="France")
+                .order_by("id")
+                .values_list("author__name", flat=True)
+            ),
+            list(Book.objects.order_by("id").values_list("author__id", flat=True)),
+            list(Author.objects.order_by("id").values_list("profile__bio", flat=True)),
+        ],
         "generic foreign key": lambda: [
             (n.text, type(n.content_object).__name__, n.content_object.pk)
             for n in Note.objects.order_by("id")
@@ -455,7 +470,6 @@ class RefusalTests(TestCase):
         )
         for queryset in [
             lambda: Book.objects.order_by("author__name"),
-            lambda: Book.objects.values("author__name"),
             lambda: Book.objects.annotate(n=F("author__name")),
         ]:
             with self.subTest(queryset=queryset):
@@ -482,6 +496,30 @@ class RefusalTests(TestCase):
                 Q(books__pages__gt=300) & (Q(books__title="Gamma") | Q(name="Ann"))
             ),
             msg,
+        )
+
+    def test_values_of_a_multi_valued_relation_refused(self):
+        self.assertRefused(
+            lambda: Author.objects.values("books__title"),
+            "Cannot join relations_across_databases.Author (database 'a') to "
+            "relations_across_databases.Book (database 'b') for 'books__title'",
+        )
+
+    def test_distinct_values_across_refused(self):
+        msg = (
+            "distinct() and aggregation can't compare 'author__name', a value of "
+            "relations_across_databases.Author (database 'a') selected from a "
+            "query on relations_across_databases.Book (database 'b')"
+        )
+        self.assertRefused(lambda: Book.objects.values("author__name").distinct(), msg)
+        self.assertRefused(
+            lambda: Book.objects.distinct().values_list("author__name"), msg
+        )
+        self.assertRefused(
+            lambda: Book.objects.values("author__name").annotate(n=Count("id")), msg
+        )
+        self.assertRefused(
+            lambda: Book.objects.annotate(n=Count("id")).values("author__name"), msg
         )
 
     def test_expression_across_refused(self):
