@@ -37,6 +37,7 @@ def seed():
         Country.objects.create(name="France"),
         Country.objects.create(name="Peru"),
     )
+    Country.objects.create(name="Chad")  # No author.
     ann = Author.objects.create(name="Ann", country=france)
     bob = Author.objects.create(name="Bob", country=peru)
     cid = Author.objects.create(name="Cid", country=None)
@@ -218,6 +219,24 @@ def reads():
                 Q(books__pages__gt=300) | Q(books__title="Gamma")
             ).distinct()
         ),
+        "in querysets of other databases": lambda: [
+            ids(
+                Book.objects.filter(
+                    author__country__in=Country.objects.filter(name="Peru")
+                )
+            ),
+            ids(
+                Country.objects.filter(
+                    pk__in=Author.objects.filter(name="Ann").values("country_id")
+                )
+            ),
+            ids(
+                Country.objects.exclude(
+                    pk__in=Author.objects.values_list("country", flat=True)
+                )
+            ),
+            ids(Chapter.objects.filter(book_id__in=Book.objects.filter(pages__gt=200))),
+        ],
         "in queryset of the other side": lambda: ids(
             Book.objects.filter(
                 author__in=Author.objects.filter(name__in=["Bob", "Cid"])
