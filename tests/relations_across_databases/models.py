@@ -80,4 +80,34 @@ class Tag(models.Model):
         managed = False
 
 
-MODELS = [Country, Author, Profile, Book, Chapter, Tag, Note]
+class Loan(models.Model):
+    book = models.ForeignKey(Book, models.PROTECT, related_name="loans")
+
+    class Meta:
+        managed = False
+
+
+class Review(models.Model):
+    book = models.ForeignKey(Book, models.RESTRICT, related_name="reviews")
+    author = models.ForeignKey(Author, models.CASCADE, related_name="reviews")
+
+    class Meta:
+        managed = False
+
+
+def first_book():
+    return Book.objects.order_by("pk").first()
+
+
+class Pick(models.Model):
+    # Author "Dee" is created fourth.
+    author = models.ForeignKey(
+        Author, models.SET_DEFAULT, default=4, related_name="picks"
+    )
+    book = models.ForeignKey(Book, models.SET(first_book), related_name="picks")
+
+    class Meta:
+        managed = False
+
+
+MODELS = [Country, Author, Profile, Book, Chapter, Tag, Note, Loan, Review, Pick]

@@ -12,7 +12,19 @@ from django.db.models.binding import override_bindings
 from django.db.models.schema import drop_models, install_models
 from django.test import TestCase, TransactionTestCase, override_settings
 
-from .models import MODELS, Author, Book, Chapter, Country, Note, Profile, Tag
+from .models import (
+    MODELS,
+    Author,
+    Book,
+    Chapter,
+    Country,
+    Loan,
+    Note,
+    Pick,
+    Profile,
+    Review,
+    Tag,
+)
 
 APP = "relations_across_databases"
 ONE_DATABASE = {APP: "a"}
@@ -26,6 +38,9 @@ SPLIT = {
     f"{APP}.Chapter": "a",
     f"{APP}.Tag": "a",
     f"{APP}.Note": "b",
+    f"{APP}.Loan": "a",
+    f"{APP}.Review": "a",
+    f"{APP}.Pick": "b",
 }
 # Only Book is bound: the other models aren't, and live on default.
 ONE_BOUND = {f"{APP}.Book": "b"}
@@ -63,6 +78,9 @@ def seed():
     Note.objects.create(content_object=ann, text="n2")
     Note.objects.create(content_object=books[2], text="n3")
     Note.objects.create(content_object=books[0], text="n4")
+    Loan.objects.create(book=books[2])
+    Review.objects.create(book=books[4], author=cid)
+    Pick.objects.create(author=cid, book=books[4])
     poetry.books.add(books[0], books[2])
     prose.books.add(books[1], books[2], books[4])
     rare.books.add(books[3])
@@ -385,13 +403,37 @@ def writes():
         deleted = Country.objects.filter(name="Peru").delete()
         return deleted, remaining(), ids(Author.objects.filter(country__isnull=True))
 
+    def delete_protected_or_restricted():
+        refused = []
+        for title in ["Gamma", "Epsilon"]:
+            try:
+                Book.objects.get(title=title).delete()
+            except (models.ProtectedError, models.RestrictedError) as error:
+                refused.append(
+                    (type(error).__name__, sorted(o.pk for o in error.args[1]))
+                )
+        try:
+            Book.objects.filter(title__in=["Gamma", "Delta"]).delete()
+        except models.ProtectedError as error:
+            refused.append(type(error).__name__)
+        return refused, remaining()
+
+    def delete_setting_defaults():
+        deleted = Author.objects.get(name="Cid").delete()
+        Book.objects.get(title="Epsilon").delete()
+        return (
+            deleted,
+            list(Pick.objects.values_list("author_id", "book_id")),
+            remaining(),
+        )
+
     def delete_fails_all_or_nothing():
         def refuse(sender, **kwargs):
             raise RuntimeError("refused")
 
         models.signals.post_delete.connect(refuse, sender=Chapter)
         try:
-            Author.objects.get(name="Bob").delete()
+            Author.objects.get(name="Ann").delete()
         except RuntimeError:
             pass
         finally:
@@ -406,7 +448,11 @@ def writes():
         "m2m writes": m2m_writes,
         "update through a relation": update,
         "delete through a relation": delete_filtered,
+        "protected and restricted deletes change nothing": (
+            delete_protected_or_restricted
+        ),
         "delete that fails changes nothing": delete_fails_all_or_nothing,
+        "delete setting defaults": delete_setting_defaults,
         "delete cascading": delete_cascading,
         "delete setting null": delete_queryset_set_null,
     }
