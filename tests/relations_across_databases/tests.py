@@ -653,3 +653,31 @@ class GenericRelationTests(TestCase):
         self.assertEqual(list(Author.objects.filter(notes__text="first")), [author])
         author.delete()
         self.assertIs(Note.objects.exists(), False)
+
+
+class NoRelationAcrossDatabases:
+    def allow_relation(self, obj1, obj2, **hints):
+        return obj1._state.db == obj2._state.db
+
+
+class RouterTests(TestCase):
+    databases = {"default", "a", "b"}
+
+    def setUp(self):
+        override = override_bindings(SPLIT)
+        override.__enter__()
+        self.addCleanup(override.__exit__, None, None, None)
+        install_models(MODELS)
+        self.author = Author.objects.create(name="Ann")
+
+    def test_relation_across_databases_allowed(self):
+        book = Book.objects.create(title="Alpha", pages=1, author=self.author)
+        self.assertEqual(Book.objects.get().author, self.author)
+        self.assertEqual(book._state.db, "b")
+
+    @override_settings(DATABASE_ROUTERS=[NoRelationAcrossDatabases()])
+    def test_router_has_the_last_word(self):
+        msg = 'Cannot assign "<Author: Author object (1)>": the current database router'
+        with self.assertRaisesMessage(ValueError, msg):
+            Book(title="Alpha", pages=1, author=self.author)
+        self.assertIs(Book.objects.exists(), False)

@@ -35,6 +35,22 @@ class ShopTests(TestCase):
         self.assertEqual(self.order.customer, self.ann)
         self.assertEqual(list(self.ann.orders.all()), [self.order])
 
+    def test_foreign_key_constraints_only_within_a_database(self):
+        def references(table):
+            connection = connections["orders"]
+            with connection.cursor() as cursor:
+                constraints = connection.introspection.get_constraints(cursor, table)
+            return sorted(
+                c["foreign_key"][0] for c in constraints.values() if c["foreign_key"]
+            )
+
+        # Order.customer points to "users": no constraint; the many-to-many
+        # table's keys stay within "orders".
+        self.assertEqual(references("shop_order"), [])
+        self.assertEqual(
+            references("shop_order_products"), ["shop_order", "shop_product"]
+        )
+
     def test_permissions_through_groups(self):
         clerks = Group.objects.create(name="clerks")
         clerks.permissions.add(
