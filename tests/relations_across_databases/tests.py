@@ -511,7 +511,9 @@ class DifferentialTests(TransactionTestCase):
         self.assertSameResults(ONE_BOUND)
 
 
-class RefusalTests(TestCase):
+class SplitTestCase(TestCase):
+    """The models split across two databases (SPLIT), their tables installed."""
+
     databases = {"default", "a", "b"}
 
     def setUp(self):
@@ -519,6 +521,11 @@ class RefusalTests(TestCase):
         override.enable()
         self.addCleanup(override.disable)
         install_models(MODELS)
+
+
+class RefusalTests(SplitTestCase):
+    def setUp(self):
+        super().setUp()
         seed()
 
     def assertRefused(self, queryset, message):
@@ -621,14 +628,9 @@ class RefusalTests(TestCase):
         self.assertNotIn("db_constraint", kwargs)
 
 
-class GenericRelationTests(TestCase):
-    databases = {"default", "a", "b"}
-
+class GenericRelationTests(SplitTestCase):
     def setUp(self):
-        override = override_settings(DATABASE_BINDINGS=SPLIT)
-        override.enable()
-        self.addCleanup(override.disable)
-        install_models(MODELS)
+        super().setUp()
         # Content types live on default only: "b" has the table, emptied, so
         # reading them from "b" would find nothing.
         ContentType.objects.using("b").all().delete()
