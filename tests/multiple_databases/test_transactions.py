@@ -459,3 +459,44 @@ class OnCommitWithoutUsingTests(MultiDatabaseTestCase):
             # Outside any block in its thread: called at once, as upstream.
             self.assertEqual(calls, ["thread"])
         self.assertEqual(calls, ["thread"])
+
+
+class ModelsNameTheirDatabasesTests(TransactionTestCase):
+    """Wherever transaction functions take using, a model class names its database."""
+
+    available_apps = ["multiple_databases"]
+    databases = {"default", "a", "b"}
+
+    def test_atomic_over_the_databases_of_models(self):
+        with self.assertRaises(ZeroDivisionError):
+            with transaction.atomic(using=[Artist, Widget]):
+                Artist.objects.create(name="Klee")
+                Widget.objects.create(code="w1", weight=1)
+                1 / 0
+        self.assertEqual((Artist.objects.count(), Widget.objects.count()), (0, 0))
+        with transaction.atomic(using=[Artist, Widget]):
+            Artist.objects.create(name="Klee")
+            Widget.objects.create(code="w1", weight=1)
+        self.assertEqual((Artist.objects.count(), Widget.objects.count()), (1, 1))
+
+    def test_one_model(self):
+        with transaction.atomic(using=Artist):
+            self.assertIs(connections["a"].in_atomic_block, True)
+            self.assertIs(connections["default"].in_atomic_block, False)
+            called = []
+            transaction.on_commit(lambda: called.append(1), using=Artist)
+        self.assertEqual(called, [1])
+        self.assertIs(transaction.get_autocommit(using=Vehicle), True)
+        self.assertEqual(transaction.get_connection(Widget), connections["b"])
+
+    def test_not_a_model(self):
+        msg = (
+            "using must name databases: an alias (a str), a connection, a model "
+            "class, an iterable of them, or django.db.connections, not <class 'int'>."
+        )
+        with self.assertRaisesMessage(TypeError, msg):
+            transaction.commit(using=int)
+        with self.assertRaisesMessage(TypeError, msg):
+            with transaction.atomic(using=[Artist, int]):
+                pass
+        self.assertIs(connections["a"].in_atomic_block, False)
