@@ -331,6 +331,12 @@ class AllAtOnceTests(SchemaTestCase):
         )
         self.assertIn("statement(s) on database 'p'", out.getvalue())
         self.assertIn(PA._meta.db_table, tables("p"))
+        # sqlinstall only prints: tables that exist make no difference.
+        out = io.StringIO()
+        management.call_command(
+            "sqlinstall", "manager_schema_manipulation.PA", stdout=out
+        )
+        self.assertIn(f"CREATE TABLE {quoted(PA._meta.db_table)}", out.getvalue())
         with self.assertRaisesMessage(
             management.CommandError, "No installed app with label 'nope'"
         ):

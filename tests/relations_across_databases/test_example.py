@@ -35,7 +35,7 @@ class ExampleProjectTests(SimpleTestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         result = manage("test", "--noinput")
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertIn("Ran 6 tests", result.stderr)
+        self.assertIn("Ran 7 tests", result.stderr)
         self.assertIn("\nOK", result.stderr)
 
     def test_migrations_need_no_bindings(self):

@@ -2,8 +2,11 @@
 The admin and contrib.auth with users on one database and orders on another.
 """
 
+from io import StringIO
+
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group, Permission, User
+from django.core.management import call_command
 from django.db import connections
 from django.test import TestCase
 
@@ -50,6 +53,22 @@ class ShopTests(TestCase):
         self.assertEqual(
             references("shop_order_products"), ["shop_order", "shop_product"]
         )
+
+    def test_createsuperuser_finds_the_users_database(self):
+        # --database defaults to "default"; the user model lives on "users".
+        call_command(
+            "createsuperuser",
+            interactive=False,
+            username="boss",
+            email="boss@example.com",
+            stdout=StringIO(),
+        )
+        self.assertIs(User.objects.get(username="boss").is_superuser, True)
+        with connections["users"].cursor() as cursor:
+            cursor.execute(
+                "SELECT COUNT(*) FROM auth_user WHERE username = %s", ["boss"]
+            )
+            self.assertEqual(cursor.fetchone(), (1,))
 
     def test_permissions_through_groups(self):
         clerks = Group.objects.create(name="clerks")
