@@ -82,7 +82,9 @@ def test_django_db_marker_sets_up_bound_databases_alone():
             "-q",
             "-p",
             "no:cacheprovider",
-            f"--ds={os.environ.get('DJANGO_SETTINGS_MODULE', 'settings_sqlite')}",
+            # SQLite in memory: a second session on this run's PostgreSQL
+            # servers would recreate and then drop the same test databases.
+            "--ds=settings_sqlite",
             f"{__file__}::test_django_db_marker_allows_bound_databases",
         ],
         cwd=TESTS.parent,
