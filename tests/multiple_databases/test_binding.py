@@ -308,8 +308,14 @@ class ReadWriteTests(TestCase):
         self.assertEqual(
             {obj["fields"]["name"] for obj in dumped}, {"Paul Klee", "Joan Miro"}
         )
+        # Without --database, each model from its database.
         out = io.StringIO()
         management.call_command("dumpdata", "multiple_databases", stdout=out)
+        self.assertIn("Paul Klee", out.getvalue())
+        out = io.StringIO()
+        management.call_command(
+            "dumpdata", "multiple_databases", database="default", stdout=out
+        )
         self.assertNotIn("Paul Klee", out.getvalue())
 
     def test_loaddata_puts_bound_objects_only_in_their_database(self):
@@ -774,3 +780,67 @@ class MigrateTests(TransactionTestCase):
         self.assertEqual(app_tables - tables["fresh1"], set())
         self.assertEqual(app_tables & tables["fresh2"], set())
         self.assertIn("django_content_type", tables["fresh2"])
+
+
+class MigrateAllDatabasesTests(TransactionTestCase):
+    available_apps = APPS
+    databases = {"default", "a", "b", "p", "q"}
+
+    def test_migrate_all_databases_with_a_binding_for_every_other_app(self):
+        # "*" binds the apps nothing else binds: each fresh database gets
+        # its apps' tables and no other (upstream puts them everywhere).
+        fresh = ["fresh1", "fresh2"]
+        for alias in fresh:
+            connections.add(
+                alias, {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+            )
+        # The test framework lets a test use the databases it declares.
+        allowed = mock.patch.object(type(self), "databases", {*self.databases, *fresh})
+        allowed.start()
+        out = io.StringIO()
+        try:
+            with override_settings(
+                DATABASE_BINDINGS={"multiple_databases": "fresh1", "*": "fresh2"}
+            ):
+                self.assertEqual(Vehicle._meta.db_connection, "fresh1")
+                self.assertEqual(checks.run_checks(tags=["models"]), [])
+                from django.contrib.auth.models import Permission, User
+
+                self.assertEqual(User._meta.db_connection, "fresh2")
+                self.assertFalse(router.allow_migrate_model("default", Permission))
+                self.assertFalse(
+                    router.allow_migrate("default", "auth", model_name="gone")
+                )
+                self.assertTrue(router.allow_migrate("fresh2", "auth"))
+                management.call_command(
+                    "migrate", all_databases=True, run_syncdb=True, stdout=out
+                )
+                tables = {
+                    alias: set(connections[alias].introspection.table_names())
+                    for alias in fresh
+                }
+                self.assertEqual(User.objects.count(), 0)
+        finally:
+            allowed.stop()
+            for alias in fresh:
+                connections.remove(alias)
+        headings = [
+            line for line in out.getvalue().splitlines() if line.startswith("Database")
+        ]
+        self.assertEqual(
+            headings, [f"Database '{alias}':" for alias in [*connections, *fresh]]
+        )
+        app_tables = {
+            model._meta.db_table
+            for model in Artist._meta.app_config.get_models(include_auto_created=True)
+        }
+        self.assertEqual(tables["fresh1"], {*app_tables, "django_migrations"})
+        self.assertEqual(
+            {table for table in tables["fresh2"] if not table.startswith("auth_")},
+            {"django_content_type", "django_migrations"},
+        )
+
+    def test_all_databases_excludes_database(self):
+        with self.assertRaises(management.CommandError) as caught:
+            management.call_command("migrate", "--all-databases", "--database=a")
+        self.assertIn("not allowed with argument", str(caught.exception))

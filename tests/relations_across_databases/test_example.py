@@ -5,9 +5,13 @@ test suite (the admin, permissions through groups, deleting a user) runs as
 a user would run it.
 """
 
+import hashlib
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from django.test import SimpleTestCase
@@ -16,17 +20,62 @@ ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ROOT / "examples" / "shop"
 
 
-def manage(*args):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def manage(*args, cwd=PROJECT, env=None, input=None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     return subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=PROJECT,
+        cwd=cwd,
         env=env,
+        input=input,
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+DATABASES = ["default", "users", "orders"]
+
+SHOP = """
+from django.contrib.admin.models import ADDITION, LogEntry
+from django.contrib.auth.models import Group, Permission, User
+from shop.models import Order, Product
+
+ann = User.objects.create_user("ann", password="pw")
+clerks = Group.objects.create(name="clerks")
+clerks.permissions.add(*Permission.objects.filter(codename__endswith="order"))
+ann.groups.add(clerks)
+tea = Product.objects.create(name="tea", price=3)
+cup = Product.objects.create(name="cup", price=5)
+order = Order.objects.create(customer=ann, total=8)
+order.products.add(tea, cup)
+boss = User.objects.get(username="boss")
+LogEntry.objects.log_actions(boss.pk, [order], ADDITION)
+"""
+
+
+def tables(directory):
+    """
+    {database: {table: (row count, digest of the rows)}} of the project's
+    SQLite files in directory.
+    """
+    found = {}
+    for alias in DATABASES:
+        connection = sqlite3.connect(Path(directory) / f"{alias}.sqlite3")
+        try:
+            names = connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN "
+                "('django_migrations', 'sqlite_sequence')"
+            ).fetchall()
+            found[alias] = {}
+            for (name,) in names:
+                quoted = '"%s"' % name.replace('"', '""')
+                rows = sorted(map(repr, connection.execute(f"SELECT * FROM {quoted}")))
+                digest = hashlib.sha256(repr(rows).encode()).hexdigest()
+                found[alias][name] = (len(rows), digest)
+        finally:
+            connection.close()
+    return found
 
 
 class ExampleProjectTests(SimpleTestCase):
@@ -42,3 +91,71 @@ class ExampleProjectTests(SimpleTestCase):
         # The project's migrations are the same without its bindings.
         result = manage("makemigrations", "--check", "--dry-run")
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+
+
+class ExampleProjectCommandsTests(SimpleTestCase):
+    """
+    The project's life through the real commands, in a copy of it: migrate
+    every database, create a superuser and data, dump it, start again from
+    fresh databases and load the dump.
+    """
+
+    def setUp(self):
+        self.directory = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.directory)
+        self.project = self.directory / "shop"
+        shutil.copytree(
+            PROJECT, self.project, ignore=shutil.ignore_patterns("*.sqlite3")
+        )
+
+    def run_ok(self, *args, **kwargs):
+        result = manage(*args, cwd=self.project, **kwargs)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        return result
+
+    def test_migrate_dump_and_load_into_fresh_databases(self):
+        result = self.run_ok("migrate", "--all-databases")
+        # users first: the admin log (default) and orders refer to users.
+        headings = [line for line in result.stdout.splitlines() if "Database" in line]
+        self.assertEqual(
+            headings,
+            ["Database 'users':", "Database 'default':", "Database 'orders':"],
+        )
+        # Each database has its own apps' tables and no other.
+        self.assertEqual(
+            {alias: sorted(found) for alias, found in tables(self.project).items()},
+            {
+                "default": ["django_admin_log", "django_session"],
+                "users": [
+                    "auth_group",
+                    "auth_group_permissions",
+                    "auth_permission",
+                    "auth_user",
+                    "auth_user_groups",
+                    "auth_user_user_permissions",
+                    "django_content_type",
+                ],
+                "orders": ["shop_order", "shop_order_products", "shop_product"],
+            },
+        )
+        self.run_ok(
+            "createsuperuser",
+            "--noinput",
+            "--username=boss",
+            "--email=boss@example.com",
+            env={"DJANGO_SUPERUSER_PASSWORD": "s3cret-pass"},
+        )
+        self.run_ok("shell", "-c", SHOP)
+        before = tables(self.project)
+        self.assertEqual(before["users"]["auth_user"][0], 2)
+        self.assertEqual(before["orders"]["shop_order_products"][0], 2)
+        self.assertEqual(before["default"]["django_admin_log"][0], 1)
+        # XML keeps microseconds (JSON rounds datetimes to milliseconds).
+        dump = self.run_ok("dumpdata", "--format=xml").stdout
+        self.assertEqual(dump.count("<object model="), 47)
+        for alias in DATABASES:
+            (self.project / f"{alias}.sqlite3").unlink()
+        self.run_ok("migrate", "--all-databases", "--verbosity=0")
+        result = self.run_ok("loaddata", "--format=xml", "-", input=dump)
+        self.assertIn("Installed 47 object(s) from 1 fixture(s)", result.stdout)
+        self.assertEqual(tables(self.project), before)

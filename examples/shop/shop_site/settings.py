@@ -91,11 +91,13 @@ DATABASES = {
 }
 
 # auth.Permission orders by its content type: auth and contenttypes live
-# together (the check multidb.E009 says so otherwise).
+# together (the check multidb.E009 says so otherwise). '*' puts every other
+# app (admin, sessions) on default only.
 DATABASE_BINDINGS = {
     'auth': 'users',
     'contenttypes': 'users',
     'shop': 'orders',
+    '*': 'default',
 }
 
 
