@@ -8,7 +8,8 @@ import threading
 
 from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.transaction import PartialCommitError
-from django.test import TransactionTestCase
+from django.db.models.binding import override_bindings
+from django.test import TransactionTestCase, override_settings
 from django.utils.connection import ConnectionDoesNotExist
 
 from .models import Artist, Part, Vehicle, Widget
@@ -500,3 +501,107 @@ class ModelsNameTheirDatabasesTests(TransactionTestCase):
             with transaction.atomic(using=[Artist, int]):
                 pass
         self.assertIs(connections["a"].in_atomic_block, False)
+
+
+@transaction.atomic
+def create_pair(fail):
+    """Decorated when the module is imported, before any setting changes."""
+    Artist.objects.create(name="Klee")
+    Widget.objects.create(code="w1", weight=1)
+    if fail:
+        raise ZeroDivisionError
+
+
+class AtomicBoundDatabasesTests(TransactionTestCase):
+    """
+    ATOMIC_BOUND_DATABASES: atomic() without using, as reusable apps write
+    it, covers default and every database that models are bound to.
+    """
+
+    available_apps = ["multiple_databases"]
+    databases = {"default", "a", "b"}
+
+    def counts(self):
+        return Vehicle.objects.count(), Artist.objects.count(), Widget.objects.count()
+
+    def write_and_fail(self):
+        with self.assertRaises(ZeroDivisionError):
+            with transaction.atomic():
+                Vehicle.objects.create(make="Fiat", model="500", year=1957)
+                Artist.objects.create(name="Klee")
+                Widget.objects.create(code="w1", weight=1)
+                1 / 0
+
+    def test_off_by_default(self):
+        # Upstream's behavior: the block is on default only, so the bound
+        # models' rows were committed on their own.
+        self.write_and_fail()
+        self.assertEqual(self.counts(), (0, 1, 1))
+
+    @override_settings(ATOMIC_BOUND_DATABASES=True)
+    def test_block_covers_bound_databases(self):
+        self.write_and_fail()
+        self.assertEqual(self.counts(), (0, 0, 0))
+        for alias in self.databases:
+            self.assertIs(connections[alias].in_atomic_block, False, alias)
+        with transaction.atomic():
+            for alias in ["default", "a", "b"]:
+                self.assertIs(connections[alias].in_atomic_block, True, alias)
+            Artist.objects.create(name="Klee")
+        self.assertEqual(self.counts(), (0, 1, 0))
+        # A database named explicitly is that database alone.
+        with transaction.atomic(using="default"):
+            self.assertIs(connections["a"].in_atomic_block, False)
+
+    @override_settings(ATOMIC_BOUND_DATABASES=True)
+    def test_bare_decorator(self):
+        with self.assertRaises(ZeroDivisionError):
+            create_pair(fail=True)
+        self.assertEqual(self.counts(), (0, 0, 0))
+        create_pair(fail=False)
+        self.assertEqual(self.counts(), (0, 1, 1))
+
+    @override_settings(ATOMIC_BOUND_DATABASES=True)
+    def test_nested_blocks_and_set_rollback(self):
+        with transaction.atomic():
+            Artist.objects.create(name="Kept")
+            with self.assertRaises(ZeroDivisionError):
+                with transaction.atomic():
+                    Widget.objects.create(code="gone", weight=1)
+                    Artist.objects.create(name="Gone")
+                    1 / 0
+            Widget.objects.create(code="kept", weight=1)
+        self.assertEqual(self.names(), (["Kept"], ["kept"]))
+        with transaction.atomic():
+            Widget.objects.create(code="w2", weight=2)
+            transaction.set_rollback(True)
+        self.assertEqual(self.names(), (["Kept"], ["kept"]))
+
+    def names(self):
+        return (
+            sorted(Artist.objects.values_list("name", flat=True)),
+            sorted(Widget.objects.values_list("code", flat=True)),
+        )
+
+    @override_settings(ATOMIC_BOUND_DATABASES=True)
+    def test_on_commit_waits_for_every_database(self):
+        called = []
+        with transaction.atomic():
+            Widget.objects.create(code="w1", weight=1)
+            transaction.on_commit(lambda: called.append(Widget.objects.count()))
+            self.assertEqual(called, [])
+        self.assertEqual(called, [1])
+        with self.assertRaises(ZeroDivisionError):
+            with transaction.atomic():
+                transaction.on_commit(lambda: called.append("rolled back"))
+                1 / 0
+        self.assertEqual(called, [1])
+
+    @override_settings(ATOMIC_BOUND_DATABASES=True, DATABASE_BINDINGS={})
+    def test_without_bindings(self):
+        # Meta.db_connection still binds Artist and Widget; with every
+        # binding gone, the block is upstream's, on default.
+        with override_bindings({"multiple_databases": "default"}):
+            with transaction.atomic():
+                self.assertIs(connections["default"].in_atomic_block, True)
+                self.assertIs(connections["a"].in_atomic_block, False)
