@@ -7,8 +7,8 @@ tests commit for real, so they are TransactionTestCases.
 import threading
 
 from django.db import DatabaseError, IntegrityError, connections, transaction
-from django.db.transaction import PartialCommitError
 from django.db.models.binding import override_bindings
+from django.db.transaction import PartialCommitError
 from django.test import TransactionTestCase, override_settings
 from django.utils.connection import ConnectionDoesNotExist
 
