@@ -298,8 +298,9 @@ def move(case: Case) -> bool:
     )
     if migrate.returncode:
         raise ScriptError(f"{case.name}: migrate failed:\n{migrate.stderr[-3000:]}")
+    code = WHERE_TABLES_ARE.format(model=case.table_of)
     placed = subprocess.run(
-        [*django, "shell", "--no-imports", "-c", WHERE_TABLES_ARE.format(model=case.table_of)],
+        [*django, "shell", "--no-imports", "-c", code],
         cwd=where,
         env=files_env,
         capture_output=True,
