@@ -159,3 +159,50 @@ class ExampleProjectCommandsTests(SimpleTestCase):
         result = self.run_ok("loaddata", "--format=xml", "-", input=dump)
         self.assertIn("Installed 47 object(s) from 1 fixture(s)", result.stdout)
         self.assertEqual(tables(self.project), before)
+
+    def test_moving_apps_of_a_project_on_one_database(self):
+        # The walk-through of docs/topics/db/multi-db.txt: the project runs on
+        # default alone, its data is dumped, the bindings are switched on,
+        # and the dump is loaded into the new databases.
+        (self.project / "shop_site" / "unbound.py").write_text(
+            "from .settings import *  # noqa: F401, F403\n\nDATABASE_BINDINGS = {}\n"
+        )
+        unbound = "--settings=shop_site.unbound"
+        self.run_ok("migrate", unbound, "--verbosity=0")
+        self.run_ok(
+            "createsuperuser",
+            unbound,
+            "--noinput",
+            "--username=boss",
+            "--email=boss@example.com",
+            env={"DJANGO_SUPERUSER_PASSWORD": "s3cret-pass"},
+        )
+        self.run_ok("shell", unbound, "-c", SHOP)
+        self.assertEqual(
+            set(tables(self.project)["default"]) >= {"auth_user", "shop_order"}, True
+        )
+        dump = self.run_ok(
+            "dumpdata",
+            unbound,
+            "--natural-foreign",
+            "--natural-primary",
+            "--format=xml",
+        ).stdout
+        for alias in DATABASES:
+            (self.project / f"{alias}.sqlite3").unlink()
+        self.run_ok("migrate", "--all-databases", "--verbosity=0")
+        self.run_ok("loaddata", "--format=xml", "-", input=dump)
+        found = tables(self.project)
+        self.assertEqual(found["users"]["auth_user"][0], 2)
+        self.assertEqual(found["orders"]["shop_order"][0], 1)
+        self.assertEqual(found["default"]["django_admin_log"][0], 1)
+        check = self.run_ok(
+            "shell",
+            "-c",
+            "from django.contrib.auth.models import User\n"
+            "from shop.models import Order\n"
+            "ann = User.objects.get(username='ann')\n"
+            "print(ann.has_perm('shop.change_order'), "
+            "Order.objects.get(customer__username='ann').products.count())",
+        )
+        self.assertEqual(check.stdout.split()[-2:], ["True", "2"])
