@@ -277,9 +277,16 @@ class UserCommandTests(CommandsTestCase):
     """auth moved to 'a' for the test: its tables exist on every database."""
 
     def setUp(self):
+        from django.contrib.auth.models import User
+
         override = override_bindings({"auth": "a"})
         override.__enter__()
         self.addCleanup(override.__exit__, None, None, None)
+        # changepassword reads the user model when it's first imported,
+        # maybe while another test swapped it.
+        patch = mock.patch.object(changepassword, "UserModel", User)
+        patch.start()
+        self.addCleanup(patch.stop)
 
     def users(self, alias):
         with connections[alias].cursor() as cursor:
