@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 import threading
+from contextlib import contextmanager
 from unittest import mock
 
 from django.contrib.admin import ModelAdmin, site
@@ -683,6 +684,29 @@ class CheckTests(SimpleTestCase):
 APPS = ["django.contrib.contenttypes", "django.contrib.auth", "multiple_databases"]
 
 
+@contextmanager
+def fresh_databases(test_case, aliases):
+    """
+    Add in-memory SQLite databases that test_case may use for a while, then
+    remove them.
+    """
+    for alias in aliases:
+        connections.add(
+            alias, {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+        )
+    # The test framework lets a test use the databases it declares.
+    allowed = mock.patch.object(
+        type(test_case), "databases", {*test_case.databases, *aliases}
+    )
+    allowed.start()
+    try:
+        yield
+    finally:
+        allowed.stop()
+        for alias in aliases:
+            connections.remove(alias)
+
+
 class MigrationTests(TransactionTestCase):
     available_apps = APPS
     databases = {"default", "a", "b"}
@@ -742,14 +766,7 @@ class MigrateTests(TransactionTestCase):
 
     def test_migrate_creates_bound_tables_only_in_their_database(self):
         fresh = ["fresh1", "fresh2"]
-        for alias in fresh:
-            connections.add(
-                alias, {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
-            )
-        # The test framework lets a test use the databases it declares.
-        allowed = mock.patch.object(type(self), "databases", {*self.databases, *fresh})
-        allowed.start()
-        try:
+        with fresh_databases(self, fresh):
             with tempfile.TemporaryDirectory() as tmp, extend_sys_path(tmp):
                 package = os.path.join(tmp, "multidb_migrations_migrate")
                 os.mkdir(package)
@@ -769,10 +786,6 @@ class MigrateTests(TransactionTestCase):
                         alias: set(connections[alias].introspection.table_names())
                         for alias in fresh
                     }
-        finally:
-            allowed.stop()
-            for alias in fresh:
-                connections.remove(alias)
         app_tables = {
             model._meta.db_table
             for model in (Artist, Widget, Vehicle, Album, Genre, Painter, Bolt)
@@ -790,15 +803,8 @@ class MigrateAllDatabasesTests(TransactionTestCase):
         # "*" binds the apps nothing else binds: each fresh database gets
         # its apps' tables and no other (upstream puts them everywhere).
         fresh = ["fresh1", "fresh2"]
-        for alias in fresh:
-            connections.add(
-                alias, {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
-            )
-        # The test framework lets a test use the databases it declares.
-        allowed = mock.patch.object(type(self), "databases", {*self.databases, *fresh})
-        allowed.start()
         out = io.StringIO()
-        try:
+        with fresh_databases(self, fresh):
             with override_settings(
                 DATABASE_BINDINGS={"multiple_databases": "fresh1", "*": "fresh2"}
             ):
@@ -820,10 +826,6 @@ class MigrateAllDatabasesTests(TransactionTestCase):
                     for alias in fresh
                 }
                 self.assertEqual(User.objects.count(), 0)
-        finally:
-            allowed.stop()
-            for alias in fresh:
-                connections.remove(alias)
         headings = [
             line for line in out.getvalue().splitlines() if line.startswith("Database")
         ]
