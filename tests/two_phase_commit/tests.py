@@ -365,7 +365,7 @@ class ProtocolTests(BankTestCase):
         coordinator = connections["default"]
         with coordinator.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {twophase.LOG_TABLE}")
-        twophase._log_ready.clear()
+        twophase.DecisionLog._ready.clear()
         self.assertEqual(twophase.decisions(), {})
         with transaction.atomic(using=["a", "b"], two_phase=True):
             self.transfer(5)
@@ -389,7 +389,7 @@ class RecoveryTests(BankTestCase):
         log = connections["default"]
         with log.cursor() as cursor:
             cursor.execute(f"DROP TABLE {log.ops.quote_name(twophase.LOG_TABLE)}")
-        twophase._log_ready.clear()
+        twophase.DecisionLog._ready.clear()
         report = transaction.recover(using=["a", "b"], min_age=0)
         self.assertEqual(
             [entry.action for entry in report], ["Rolled back", "Rolled back"]
