@@ -244,6 +244,37 @@ class BadInputTests(BankTestCase):
 
 @skipUnless(SUPPORTED, "needs a backend with two-phase commit")
 class ProtocolTests(BankTestCase):
+    def test_branch_moves_only_as_the_protocol_says(self):
+        # An active branch can't be committed, a rolled back one can't be
+        # prepared: refused before any statement reaches the database.
+        from django.test.utils import CaptureQueriesContext
+
+        connection = connections["a"]
+        branch = twophase.Participant(connection, None, twophase.new_txid())
+        self.assertEqual(branch.state, "active")
+        with CaptureQueriesContext(connection) as queries:
+            with self.assertRaisesMessage(
+                transaction.TransactionManagementError,
+                f"The branch of two-phase transaction {branch.txid} on database "
+                f"'a' can't go from active to committed.",
+            ):
+                branch.commit_prepared()
+            connection.set_autocommit(False)
+            try:
+                branch.begin()
+                branch.abort()
+            finally:
+                connection.rollback()
+                connection.set_autocommit(True)
+            self.assertEqual(branch.state, "rolled back")
+            with self.assertRaisesMessage(
+                transaction.TransactionManagementError,
+                "can't go from rolled back to prepared.",
+            ):
+                branch.prepare()
+        self.assertFalse(any("PREPARE" in q["sql"] for q in queries.captured_queries))
+        self.assertEqual(in_doubt("a"), [])
+
     def test_commit(self):
         with transaction.atomic(using=["a", "b"], two_phase=True):
             self.transfer(5)
