@@ -133,6 +133,45 @@ def demo_transactions(namespace: dict) -> None:
     )
 
 
+def demo_commands(namespace: dict, directory: Path) -> None:
+    section("Commands follow the bindings: a dump of both databases, loaded back")
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.test.utils import override_settings
+
+    def dump() -> str:
+        out = StringIO()
+        call_command(
+            "dumpdata", "contenttypes.Artist", "contenttypes.Vehicle", stdout=out
+        )
+        return out.getvalue()
+
+    fixture = directory / "backup.json"
+    namespace.update(dump=dump, call_command=call_command, fixture=fixture)
+    show("fixture.write_text(dump()) and len(dump().split('\"pk\"')) - 1", namespace)
+    show(
+        "Artist.objects.all().delete()[0], Vehicle.objects.all().delete()[0]", namespace
+    )
+    show("call_command('loaddata', str(fixture))", namespace)
+    show("Artist.objects.count(), Vehicle.objects.count()", namespace)
+    section("ATOMIC_BOUND_DATABASES: atomic() without using covers bound databases")
+    Artist = namespace["Artist"]
+    for setting in (False, True):
+        with override_settings(ATOMIC_BOUND_DATABASES=setting):
+            try:
+                with namespace["transaction"].atomic():
+                    Artist.objects.create(name=f"Written with the setting {setting}")
+                    raise ValueError("roll back")
+            except ValueError:
+                pass
+    show(
+        "list(Artist.objects.filter(name__startswith='Written')"
+        ".values_list('name', flat=True))",
+        namespace,
+    )
+
+
 def demo_schema(namespace: dict) -> None:
     section("Schema work from the manager: install() with a foreign key cycle")
     from django.db import models
@@ -192,6 +231,7 @@ def main() -> int:
         demo_connections(namespace)
         demo_binding(namespace)
         demo_transactions(namespace)
+        demo_commands(namespace, Path(tmp))
         demo_schema(namespace)
         connections.close_all()
     print("\nDemo finished.")
