@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """
-Time a transfer between two databases on two PostgreSQL servers, three ways,
-in one run: two nested single-database atomic blocks, one best-effort
-atomic(using=["a", "b"]), and atomic(using=["a", "b"], two_phase=True).
-Prints the latency of each (median per transfer), its throughput with one
-client, and its ratio to the best-effort block.
+Time a transfer between two databases on two PostgreSQL servers, in one run:
+the raw driver committing each database (the floor), the raw driver's own
+two-phase commit (tpc_* methods, no decision log, no recovery), two nested
+single-database atomic blocks, one best-effort atomic(using=["a", "b"]), and
+atomic(using=["a", "b"], two_phase=True) with the decision log on a third
+database ("default") and on "a" itself (the last agent). Prints the latency of
+each (median per transfer), its throughput with one client, its ratio to the
+best-effort block, and what two-phase commit adds over committing each
+database, for the raw driver and for Django.
 
     python scripts/bench_twophase.py [--transfers 500] [--rounds 3] [--durable]
 
@@ -46,6 +50,10 @@ from django.db import connections, transaction
 from django.db.models import F
 from two_phase_commit.models import Account, Transfer
 
+def raw_connection(alias):
+    connection = connections[alias]
+    return connection.get_new_connection(connection.get_connection_params())
+
 transfers, rounds = int(sys.argv[1]), int(sys.argv[2])
 for alias in ("a", "b"):
     with connections[alias].schema_editor() as editor:
@@ -70,10 +78,53 @@ def best_effort():
         body()
 
 def two_phase():
+    settings.TRANSACTION_COORDINATOR = "default"
     with transaction.atomic(using=["a", "b"], two_phase=True):
         body()
 
-modes = {"nested": nested, "best_effort": best_effort, "two_phase": two_phase}
+def last_agent():
+    settings.TRANSACTION_COORDINATOR = "a"
+    with transaction.atomic(using=["a", "b"], two_phase=True):
+        body()
+
+raw = {alias: raw_connection(alias) for alias in ("a", "b")}
+account = connections["a"].ops.quote_name(Account._meta.db_table)
+transfer = connections["a"].ops.quote_name(Transfer._meta.db_table)
+update = f"UPDATE {account} SET balance = balance + %s WHERE name = %s"
+insert = f"INSERT INTO {transfer} (key, amount) VALUES (%s, %s)"
+
+def raw_body():
+    key = str(uuid.uuid4())
+    with raw["a"].cursor() as cursor:
+        cursor.execute(update, [-1, "alice"])
+        cursor.execute(insert, [key, -1])
+    with raw["b"].cursor() as cursor:
+        cursor.execute(update, [1, "bob"])
+        cursor.execute(insert, [key, 1])
+
+def raw_commits():
+    raw_body()
+    raw["a"].commit()
+    raw["b"].commit()
+
+def raw_two_phase():
+    gid = "bench_" + uuid.uuid4().hex
+    for alias in ("a", "b"):
+        raw[alias].tpc_begin(f"{gid}_{alias}")
+    raw_body()
+    for alias in ("a", "b"):
+        raw[alias].tpc_prepare()
+    for alias in ("a", "b"):
+        raw[alias].tpc_commit()
+
+modes = {
+    "raw_commits": raw_commits,
+    "raw_two_phase": raw_two_phase,
+    "nested": nested,
+    "best_effort": best_effort,
+    "two_phase": two_phase,
+    "last_agent": last_agent,
+}
 samples = {mode: [] for mode in modes}
 for mode in modes.values():  # Warm up: connections, the decision log.
     mode()
@@ -112,21 +163,33 @@ def main() -> int:
         pythonpath=[ROOT, ROOT / "tests"],
     )
     labels = {
+        "raw_commits": "raw driver, two commits",
+        "raw_two_phase": "raw driver, tpc_*",
         "nested": "two nested atomic()",
         "best_effort": 'atomic(using=["a","b"])',
-        "two_phase": "... two_phase=True",
+        "two_phase": "two_phase=True, log apart",
+        "last_agent": "two_phase=True, last agent",
     }
     mode = "durable (fsync on)" if args.durable else "fsync off"
     print(
         f"\nA transfer between two PostgreSQL servers, {mode}, median of "
-        f"{args.transfers * args.rounds} per way:"
+        f"{args.transfers * args.rounds} per way, one client:"
     )
     for name, label in labels.items():
         seconds = medians[name]
         ratio = seconds / medians["best_effort"]
         print(
-            f"  {label:<26} {seconds * 1e3:>7.2f} ms  {1 / seconds:>7.0f}/s  "
+            f"  {label:<28} {seconds * 1e3:>7.2f} ms  {1 / seconds:>7.0f}/s  "
             f"{ratio:>5.2f}x best effort"
+        )
+    floor = medians["raw_two_phase"] - medians["raw_commits"]
+    print("\nWhat two-phase commit adds over committing each database:")
+    print(f"  raw driver (the floor)       {floor * 1e3:+7.2f} ms")
+    for name in ("two_phase", "last_agent"):
+        extra = medians[name] - medians["best_effort"]
+        print(
+            f"  {labels[name]:<28} {extra * 1e3:+7.2f} ms  "
+            f"{extra / floor:>5.2f}x the floor"
         )
     return 0
 

@@ -51,6 +51,19 @@ STEPS = [
     ("committed", "a", True),  # after 1 of 2 committed
     ("committed", "b", True),  # after all committed, before forgetting
 ]
+# The same with 'a' as the coordinator (TRANSACTION_COORDINATOR="a"), the
+# last agent: only 'b' is prepared, the decision is written in the
+# transaction of 'a', which commits in one phase.
+LAST_AGENT_STEPS = [
+    ("prepare", "b", False),
+    ("prepared", "b", False),  # after all others prepared
+    ("decide", "a", False),  # the decision written, not committed
+    ("decided", "a", True),  # 'a' committed, and the decision with it
+    ("committed", "b", True),  # after all committed, before forgetting
+]
+# Where the last agent applies: the coordinator commits all of its
+# transaction, DDL included, at once (MySQL commits DDL implicitly).
+LAST_AGENT = POSTGRESQL
 
 
 def in_doubt(alias):
@@ -65,12 +78,12 @@ class BankTestCase(TransactionTestCase):
     def setUp(self):
         Account.objects.using("a").create(name="alice", balance=1000)
         Account.objects.using("b").create(name="bob", balance=1000)
-        log = connections["default"]
-        if SUPPORTED and twophase.LOG_TABLE in log.introspection.table_names():
-            # The decision log outlives the flush between tests: start with
-            # no abort record of an earlier test.
-            with log.cursor() as cursor:
-                cursor.execute(f"DELETE FROM {log.ops.quote_name(twophase.LOG_TABLE)}")
+        for alias in ("default", "a"):
+            log = connections[alias]
+            if SUPPORTED and twophase.LOG_TABLE in log.introspection.table_names():
+                # The decision log outlives the flush between tests: start
+                # with no abort record of an earlier test.
+                twophase.DecisionLog(log).decision_qs.all().delete()
 
     def tearDown(self):
         twophase.fault_hook = None
@@ -107,6 +120,8 @@ class BankTestCase(TransactionTestCase):
         were applied.
         """
         self.assertEqual(in_doubt("a") + in_doubt("b"), [])
+        # Decisions carried out are forgotten in batches.
+        twophase.forget_finished()
         self.assertEqual(twophase.decisions(), {})
         alice, bob = self.balances()
         self.assertEqual(alice + bob, 2000)
@@ -381,8 +396,20 @@ class ProtocolTests(BankTestCase):
             transaction.on_commit(lambda: callback("both"), using=["a", "b"])
             transaction.on_commit(lambda: callback("b"), using="b")
             self.assertEqual(calls, [])
-        # In the order registered, after phase two, decision forgotten.
-        self.assertEqual(calls, [("a", 0, 0), ("both", 0, 0), ("b", 0, 0)])
+        # In the order registered, after phase two (the decision is
+        # forgotten with the next batch).
+        self.assertEqual(calls, [("a", 1, 0), ("both", 1, 0), ("b", 1, 0)])
+
+    def test_decisions_are_forgotten_in_batches(self):
+        with mock.patch.object(twophase, "FORGET_BATCH", 3):
+            for count in (1, 2, 0, 1):
+                with transaction.atomic(using=["a", "b"], two_phase=True):
+                    self.transfer(1)
+                self.assertEqual(len(twophase.decisions()), count)
+        # recover() forgets what this process keeps for its next batch.
+        self.assertEqual(transaction.recover(using=["a", "b"]), [])
+        self.assertEqual(twophase.decisions(), {})
+        self.assertEqual(self.assertConsistent(), 4)
 
     def test_on_commit_does_not_run_on_rollback(self):
         calls = []
@@ -402,6 +429,150 @@ class ProtocolTests(BankTestCase):
             self.transfer(5)
         self.assertIn(twophase.LOG_TABLE, coordinator.introspection.table_names())
         self.assertEqual(self.assertConsistent(), 1)
+
+
+@skipUnless(LAST_AGENT, "the coordinator as the last agent")
+@override_settings(TRANSACTION_COORDINATOR="a")
+class LastAgentTests(BankTestCase):
+    """The coordinator 'a' takes part: it's the last agent."""
+
+    def test_commit_prepares_only_the_others(self):
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connections["a"]) as on_a:
+            with CaptureQueriesContext(connections["b"]) as on_b:
+                with transaction.atomic(using=["a", "b"], two_phase=True):
+                    self.transfer(5)
+        self.assertEqual(self.balances(), (995, 1005))
+        self.assertEqual(self.assertConsistent(), 1)
+
+        def statements(queries):
+            return [q["sql"].split()[0].upper() for q in queries.captured_queries]
+
+        # 'a': the transfer, the decision inserted in its transaction, the
+        # one-phase commit, then the decision forgotten.
+        self.assertNotIn("PREPARE", statements(on_a))
+        self.assertEqual(statements(on_a)[-2:], ["INSERT", "COMMIT"])
+        self.assertEqual(statements(on_b).count("PREPARE"), 1)
+        self.assertEqual(twophase.decisions(connections["default"]), {})
+
+    def test_exception_and_set_rollback_roll_back_everywhere(self):
+        with self.assertRaises(ZeroDivisionError):
+            with transaction.atomic(using=["b", "a"], two_phase=True):
+                self.transfer(5)
+                1 / 0
+        with transaction.atomic(using=["b", "a"], two_phase=True):
+            self.transfer(5)
+            transaction.set_rollback(True, using="a")
+        self.assertEqual(self.assertConsistent(), 0)
+
+    def test_failure_before_the_decision_is_committed_rolls_back(self):
+        for step, alias, _ in LAST_AGENT_STEPS[:3]:
+            with self.subTest(step=step, alias=alias):
+
+                def hook(at, where):
+                    if (at, where) == (step, alias):
+                        raise DatabaseError("simulated failure")
+
+                twophase.fault_hook = hook
+                with self.assertRaisesMessage(DatabaseError, "simulated failure"):
+                    with transaction.atomic(using=["a", "b"], two_phase=True):
+                        self.transfer(5)
+                twophase.fault_hook = None
+                self.assertEqual(self.assertConsistent(), 0)
+                self.assertEqual(twophase.aborted(), {})
+                for name in ("a", "b"):
+                    self.assertIs(connections[name].get_autocommit(), True)
+                    self.assertIs(connections[name].in_atomic_block, False)
+
+    def test_failure_after_the_decision_commits(self):
+        def hook(step, alias):
+            if (step, alias) == ("decided", "a"):
+                terminate_session("b")
+
+        twophase.fault_hook = hook
+        with self.assertLogs("django.db.transaction", "ERROR") as logs:
+            with transaction.atomic(using=["a", "b"], two_phase=True):
+                self.transfer(5)
+        twophase.fault_hook = None
+        self.assertIn("on database 'b' failed", logs.output[0])
+        connections["b"].close()
+        self.assertEqual(len(in_doubt("b")), 1)
+        report = transaction.recover(using=["a", "b"], min_age=3600)
+        self.assertEqual([entry.action for entry in report], ["Committed"])
+        self.assertEqual(self.assertConsistent(), 1)
+
+    def test_commit_of_the_last_agent_fails(self):
+        # The session of 'a' dies before its commit: the decision went with
+        # it, the log says so (the abort is recorded), 'b' is rolled back.
+        def hook(step, alias):
+            if (step, alias) == ("decide", "a"):
+                terminate_session("a")
+
+        twophase.fault_hook = hook
+        message = "on database 'a' failed: nothing was committed."
+        with self.assertRaisesMessage(twophase.TransactionAborted, message):
+            with transaction.atomic(using=["a", "b"], two_phase=True):
+                self.transfer(5)
+        twophase.fault_hook = None
+        self.assertEqual(self.assertConsistent(), 0)
+        self.assertEqual(len(twophase.aborted()), 1)
+
+    def test_on_commit_runs_once_after_the_decision(self):
+        calls = []
+
+        def callback(name):
+            calls.append((name, len(twophase.decisions()), len(in_doubt("b"))))
+
+        with transaction.atomic(using=["a", "b"], two_phase=True):
+            self.transfer(5)
+            transaction.on_commit(lambda: callback("b"), using="b")
+            transaction.on_commit(lambda: callback("a"), using="a")
+        self.assertEqual(calls, [("b", 1, 0), ("a", 1, 0)])
+
+    def test_recovery_aborts_a_stalled_prepare(self):
+        # Recovery rolls back 'b' while it's being prepared and records the
+        # abort: the decision written in the transaction of 'a' then
+        # conflicts with it and everything rolls back.
+        stalled = StalledPrepareTests.run_with_recovery_during_prepare
+        with self.assertRaisesMessage(DatabaseError, "Recovery rolled back"):
+            with self.assertLogs("django.db.transaction", "WARNING"):
+                stalled(self, min_age=0, at=("prepared", "b"))
+        self.assertEqual([e.action for e in self.reports[0]], ["Rolled back"])
+        self.assertEqual(self.assertConsistent(), 0)
+        self.assertEqual(len(twophase.aborted()), 1)
+
+    def test_recovery_leaves_a_young_transaction(self):
+        stalled = StalledPrepareTests.run_with_recovery_during_prepare
+        report = stalled(self, min_age=3600, at=("prepared", "b"))
+        self.assertEqual([entry.action for entry in report], ["Left"])
+        self.assertEqual(self.assertConsistent(), 1)
+
+    def test_kill_at_each_step(self):
+        for step, alias, committed in LAST_AGENT_STEPS:
+            with self.subTest(step=step, alias=alias):
+                result = run_worker(3, at=(step, alias, 1), coordinator="a")
+                self.assertEqual(result.returncode, -signal.SIGKILL, result.stderr)
+                self.assertEqual(result.stdout.split("\n")[0], "done 0")
+                transaction.recover(using=["a", "b"], min_age=0)
+                applied = self.assertConsistent()
+                self.assertEqual(applied, 2 if committed else 1)
+                Transfer.objects.using("a").all().delete()
+                Transfer.objects.using("b").all().delete()
+                Account.objects.using("a").update(balance=1000)
+                Account.objects.using("b").update(balance=1000)
+
+    def test_kill_at_random_times(self):
+        # MULTIDB_CRASH_RUNS=100 for a longer campaign.
+        for run in range(int(os.environ.get("MULTIDB_CRASH_RUNS", 5))):
+            with self.subTest(run=run):
+                worker = start_worker(1000, coordinator="a")
+                self.assertEqual(worker.stdout.readline(), "done 0\n")
+                time.sleep(random.uniform(0, 0.3))
+                worker.kill()
+                worker.communicate()
+                transaction.recover(using=["a", "b"], min_age=0)
+                self.assertGreater(self.assertConsistent(), 0)
 
 
 @skipUnless(SUPPORTED, "needs a backend with two-phase commit")
@@ -570,13 +741,13 @@ class StalledPrepareTests(BankTestCase):
     exactly one of commit and abort win, whatever min_age says.
     """
 
-    def run_with_recovery_during_prepare(self, min_age, stall=0.0):
+    def run_with_recovery_during_prepare(self, min_age, stall=0.0, at=("prepare", "b")):
         stalled = threading.Event()
         recovered = threading.Event()
         self.reports = reports = []
 
         def hook(step, alias):
-            if (step, alias) == ("prepare", "b"):
+            if (step, alias) == at:
                 stalled.set()
                 recovered.wait(30)
                 time.sleep(stall)
@@ -719,6 +890,7 @@ class HostileAliasTests(BankTestCase):
                     self.transfer(5, to=alias)
                 tables = connections[alias].introspection.table_names()
                 self.assertNotIn("pwned", tables)
+                twophase.forget_finished()
                 self.assertEqual(twophase.decisions(), {})
                 # A transaction left prepared under that alias is recovered.
                 result = run_worker(1, at=("prepared", "b", 0))
@@ -750,10 +922,12 @@ class HostileAliasTests(BankTestCase):
 class ServerStopTests(BankTestCase):
     """Stop the server of 'b' (pg_ctl stop -m immediate) mid-protocol."""
 
-    def stop_server_at(self, step, alias, transfers):
-        worker = start_worker(transfers, at=(step, alias, 0), action="pause")
+    def stop_server_at(self, step, alias, transfers, coordinator="default", index=1):
+        worker = start_worker(
+            transfers, at=(step, alias, 0), action="pause", coordinator=coordinator
+        )
         self.assertEqual(worker.stdout.readline(), "paused\n")
-        restart_server(1)
+        restart_server(index)
         worker.stdin.write("\n")
         worker.stdin.flush()
         out, err = worker.communicate(timeout=60)
@@ -775,8 +949,53 @@ class ServerStopTests(BankTestCase):
         self.assertIn("on database 'b' failed", err)
         self.assertEqual(self.assertConsistent(), 1)
 
+    @override_settings(TRANSACTION_COORDINATOR="a")
+    def test_last_agent_before_the_decision(self):
+        out, _ = self.stop_server_at("prepare", "b", transfers=2, coordinator="a")
+        self.assertTrue(out.startswith("failed 0"), out)
+        self.assertIn("done 1", out)
+        self.assertEqual(self.assertConsistent(), 1)
 
-def worker_environment(at=None, action="kill"):
+    @override_settings(TRANSACTION_COORDINATOR="a")
+    def test_last_agent_after_the_decision(self):
+        out, err = self.stop_server_at("decided", "a", transfers=1, coordinator="a")
+        self.assertEqual(out, "done 0\n")
+        self.assertIn("on database 'b' failed", err)
+        self.assertEqual(self.assertConsistent(), 1)
+
+    @override_settings(TRANSACTION_COORDINATOR="a")
+    def test_last_agent_server_stops_before_its_commit(self):
+        # The server of 'a' (and of the decision) restarts before 'a'
+        # commits: the commit fails, the log then says it didn't commit.
+        out, err = self.stop_server_at(
+            "decide", "a", transfers=2, coordinator="a", index=0
+        )
+        self.assertIn("failed 0: Committing two-phase transaction", out)
+        self.assertIn("nothing was committed", out)
+        self.assertIn("done 1", out)
+        self.assertEqual(self.assertConsistent(), 1)
+
+    @override_settings(TRANSACTION_COORDINATOR="a")
+    def test_last_agent_server_down_at_its_commit(self):
+        # The server of 'a' is down when 'a' commits: whether the transfer
+        # committed can't be told until it's back; recovery then settles it.
+        worker = start_worker(1, at=("decide", "a", 0), action="pause", coordinator="a")
+        self.assertEqual(worker.stdout.readline(), "paused\n")
+        stop_server(0)
+        try:
+            worker.stdin.write("\n")
+            worker.stdin.flush()
+            out, err = worker.communicate(timeout=60)
+        finally:
+            start_server(0)
+        self.assertEqual(worker.returncode, 0, err)
+        self.assertIn("whether it committed can't be told", out)
+        self.assertEqual(len(in_doubt("b")), 1)
+        transaction.recover(using=["a", "b"], min_age=0)
+        self.assertEqual(self.assertConsistent(), 0)
+
+
+def worker_environment(at=None, action="kill", coordinator="default"):
     databases = {
         alias: {
             key: connections[alias].settings_dict[key]
@@ -789,26 +1008,27 @@ def worker_environment(at=None, action="kill"):
         PYTHONPATH=os.pathsep.join(path for path in sys.path if path),
         MULTIDB_WORKER_DATABASES=json.dumps(databases),
         MULTIDB_WORKER_ACTION=action,
+        MULTIDB_WORKER_COORDINATOR=coordinator,
     )
     if at:
         env["MULTIDB_WORKER_AT"] = " ".join(map(str, at))
     return env
 
 
-def run_worker(transfers, at=None):
+def run_worker(transfers, at=None, coordinator="default"):
     return subprocess.run(
         [sys.executable, str(WORKER), str(transfers)],
-        env=worker_environment(at),
+        env=worker_environment(at, coordinator=coordinator),
         capture_output=True,
         text=True,
         timeout=120,
     )
 
 
-def start_worker(transfers, at=None, action="kill"):
+def start_worker(transfers, at=None, action="kill", coordinator="default"):
     return subprocess.Popen(
         [sys.executable, str(WORKER), str(transfers)],
-        env=worker_environment(at, action),
+        env=worker_environment(at, action, coordinator),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -9,8 +9,10 @@ two-phase transaction per transfer. The environment gives the databases
 (MULTIDB_WORKER_DATABASES, JSON) and, optionally, a step of the protocol
 (MULTIDB_WORKER_AT="step alias transfer") at which the worker kills itself
 with SIGKILL (MULTIDB_WORKER_ACTION=kill) or says "paused" and waits for a
-line on its standard input (MULTIDB_WORKER_ACTION=pause). A transfer that
-fails is reported and the loop goes on.
+line on its standard input (MULTIDB_WORKER_ACTION=pause).
+MULTIDB_WORKER_COORDINATOR sets TRANSACTION_COORDINATOR ('default' unless
+set; 'a' makes 'a' the last agent). A transfer that fails is reported and the
+loop goes on.
 """
 
 import json
@@ -30,6 +32,7 @@ def main(transfers: int) -> None:
         INSTALLED_APPS=["two_phase_commit"],
         DEFAULT_AUTO_FIELD="django.db.models.AutoField",
         USE_TZ=False,
+        TRANSACTION_COORDINATOR=os.environ.get("MULTIDB_WORKER_COORDINATOR", "default"),
         LOGGING={
             "version": 1,
             "handlers": {"stderr": {"class": "logging.StreamHandler"}},
