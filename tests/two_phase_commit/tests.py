@@ -289,6 +289,14 @@ class ProtocolTests(BankTestCase):
                 branch.prepare()
         self.assertFalse(any("PREPARE" in q["sql"] for q in queries.captured_queries))
         self.assertEqual(in_doubt("a"), [])
+        # The last agent is never prepared.
+        agent = twophase.LastAgent(connection, None, twophase.new_txid())
+        with self.assertRaisesMessage(
+            transaction.TransactionManagementError,
+            f"The branch of two-phase transaction {agent.txid} on database 'a' "
+            f"can't go from active to prepared.",
+        ):
+            agent.prepare()
 
     def test_commit(self):
         with transaction.atomic(using=["a", "b"], two_phase=True):
