@@ -253,6 +253,49 @@ class ColumnTests(SchemaTestCase):
         self.assertTrue(statements)
         self.assertIn("name", self.columns())
 
+    def test_sql_only_returns_what_runs(self):
+        # On SQLite, dropping a foreign key's column remakes the table.
+        install_models([QA, QB])
+        for column, field in (("name", "name"), ("a_id", "a")):
+            with self.subTest(field=field):
+                planned = QB.objects.drop_column(field, sql_only=True)
+                self.assertIn(column, self.columns())
+                self.assertEqual(QB.objects.drop_column(field), planned)
+                self.assertNotIn(column, self.columns())
+                planned = QB.objects.add_column(field, sql_only=True)
+                self.assertNotIn(column, self.columns())
+                self.assertEqual(QB.objects.add_column(field), planned)
+                self.assertIn(column, self.columns())
+
+    def test_add_not_null_column_to_a_table_with_rows(self):
+        install_models([QA, QB])
+        QB.objects.drop_column("name")
+        # A row written without the model, which has the column still.
+        qa = QA.objects.create(name="a")
+        with connections["q"].cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {quoted(QB._meta.db_table)} ({quoted('a_id')}) "
+                f"VALUES (%s)",
+                [qa.pk],
+            )
+        before = self.columns()
+        msg = (
+            "Column 'name' can't be added to 'manager_schema_manipulation_qb' in "
+            "database 'q': it's NOT NULL without a default, and the table has "
+            "rows, which would have no value for it. Give "
+            "manager_schema_manipulation.QB.name a default or db_default, or "
+            "null=True, then add it. Nothing was changed."
+        )
+        with self.assertRaisesMessage(SchemaError, msg):
+            QB.objects.add_column("name")
+        self.assertEqual(self.columns(), before)
+        self.assertIs(connections["q"].in_atomic_block, False)
+        # Empty, the table takes the column.
+        with connections["q"].cursor() as cursor:
+            cursor.execute(f"DELETE FROM {quoted(QB._meta.db_table)}")
+        QB.objects.add_column("name")
+        self.assertIn("name", self.columns())
+
     def test_unknown_field(self):
         QA.objects.install()
         with self.assertRaisesMessage(Exception, "QA has no field named 'nope'"):
