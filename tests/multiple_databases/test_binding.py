@@ -491,6 +491,100 @@ class ExplicitDatabaseTests(TestCase):
                 self.assertIsNone(Vehicle._meta.db_connection)
 
 
+class OverrideBindingsIsolationTests(TransactionTestCase):
+    """
+    override_bindings() belongs to its context: asyncio tasks, the threads
+    sync_to_async() runs ORM calls in, and threads started by hand.
+    """
+
+    available_apps = ["multiple_databases"]
+    databases = {"default", "a", "b"}
+
+    def test_public_name(self):
+        from django.db import override_bindings as public
+
+        self.assertIs(public, override_bindings)
+
+    def test_concurrent_tasks_write_to_their_own_database(self):
+        from asgiref.sync import sync_to_async
+
+        seen = []
+
+        async def tenant(number):
+            alias = "ab"[number % 2]
+            with override_bindings({"multiple_databases.Vehicle": alias}):
+                for step in range(3):
+                    # Every await lets the other tasks run.
+                    await Vehicle.objects.acreate(
+                        make=alias, model=f"{number}-{step}", year=number
+                    )
+                    await asyncio.sleep(0)
+                    seen.append((alias, Vehicle._meta.db_connection))
+                makes = [v.make async for v in Vehicle.objects.filter(year=number)]
+            seen.append((None, Vehicle._meta.db_connection))
+            return alias, makes
+
+        async def load():
+            try:
+                return await asyncio.gather(*(tenant(n) for n in range(40)))
+            finally:
+                await sync_to_async(connections.close_all)()
+
+        for alias, makes in asyncio.run(load()):
+            self.assertEqual(makes, [alias] * 3)
+        self.assertEqual([(a, b) for a, b in seen if a != b], [])
+        for alias in ("a", "b"):
+            rows = Vehicle.objects.using(alias).values_list("make", flat=True)
+            self.assertEqual(sorted(set(rows)), [alias])
+            self.assertEqual(len(rows), 60)
+        self.assertEqual(Vehicle.objects.using("default").count(), 0)
+        self.assertIsNone(Vehicle._meta.db_connection)
+
+    def test_decorated_async_function(self):
+        @override_bindings({"multiple_databases.Vehicle": "b"})
+        async def bound():
+            await asyncio.sleep(0)
+            return Vehicle._meta.db_connection
+
+        async def unbound():
+            await asyncio.sleep(0)
+            return Vehicle._meta.db_connection
+
+        async def both():
+            return await asyncio.gather(bound(), unbound(), bound())
+
+        self.assertEqual(asyncio.run(both()), ["b", None, "b"])
+        self.assertIsNone(Vehicle._meta.db_connection)
+
+    def test_decorated_function_calls_itself(self):
+        @override_bindings({"multiple_databases.Vehicle": "a"})
+        def depth(n):
+            if n:
+                return depth(n - 1) + [Vehicle._meta.db_connection]
+            return [Vehicle._meta.db_connection]
+
+        self.assertEqual(depth(3), ["a"] * 4)
+        self.assertIsNone(Vehicle._meta.db_connection)
+
+    def test_thread_started_by_hand(self):
+        import contextvars
+
+        seen = {}
+        with override_bindings({"multiple_databases.Vehicle": "a"}):
+            plain = threading.Thread(
+                target=lambda: seen.setdefault("plain", Vehicle._meta.db_connection)
+            )
+            context = contextvars.copy_context()
+            passed = threading.Thread(
+                target=context.run,
+                args=(lambda: seen.setdefault("passed", Vehicle._meta.db_connection),),
+            )
+            for thread in (plain, passed):
+                thread.start()
+                thread.join()
+        self.assertEqual(seen, {"plain": None, "passed": "a"})
+
+
 class RuntimeConnectionTests(TestCase):
     databases = {"default", "a"}
 
