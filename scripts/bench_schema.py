@@ -8,6 +8,13 @@ takes to build the statements without running them (the schema editor's
 share of its time).
 
     python scripts/bench_schema.py [--db sqlite|postgres|mariadb] [--rounds 3]
+    python scripts/bench_schema.py --tenants 50 [--db sqlite|postgres]
+
+With --tenants, one process provisions that many tenant databases (added at
+run time with connections.add()) three ways, side by side: executing the SQL
+directly, install_models() and `migrate --run-syncdb --database`. The first
+install_models() builds the statements; later ones reuse them. Prints the
+first tenant and the median of the others for each way.
 
 Each measurement runs in a fresh process on a fresh database (a new SQLite
 file, a new database on a throwaway PostgreSQL server, or a database created
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -125,6 +133,131 @@ json.dump({"seconds": elapsed, "tables": tables}, sys.stdout)
 """
 
 
+TENANTS_WORKLOAD = r"""
+import json, os, statistics, sys, time
+import django
+from django.conf import settings
+
+engine, count, prefix = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+settings.configure(
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+    INSTALLED_APPS=["multidb_bench_schema"],
+    DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+)
+django.setup()
+from django.apps import apps
+from django.core.management import call_command
+from django.db import connections, override_bindings, transaction
+from django.db.models.schema import install_models
+import django.db.models.sql.compiler
+
+models = list(apps.get_app_config("multidb_bench_schema").get_models())
+
+
+def tenant_settings(name):
+    if engine == "postgresql":
+        host = os.environ["MULTIDB_PGHOSTS"].split(os.pathsep)[0]
+        return {"ENGINE": "django.db.backends.postgresql", "HOST": host,
+                "USER": "postgres", "NAME": name}
+    return {"ENGINE": "django.db.backends.sqlite3", "NAME": name}
+
+
+def raw(alias, statements):
+    start = time.perf_counter()
+    connection = connections[alias]
+    with transaction.atomic(using=alias), connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement.sql, statement.params or None)
+    return time.perf_counter() - start
+
+
+def install(alias, statements):
+    start = time.perf_counter()
+    with override_bindings({"multidb_bench_schema": alias}):
+        install_models(models)
+    return time.perf_counter() - start
+
+
+def migrate(alias, statements):
+    start = time.perf_counter()
+    call_command("migrate", run_syncdb=True, database=alias, verbosity=0)
+    return time.perf_counter() - start
+
+
+# The statements executed directly are built before the clock starts, on a
+# database of their own, as a project would keep them.
+connections.add("build", tenant_settings(f"{prefix}build"))
+with override_bindings({"multidb_bench_schema": "build"}):
+    statements = install_models(models, sql_only=True)["build"]
+connections.remove("build")
+methods = {"raw": raw, "install_models": install, "migrate": migrate}
+seconds = {name: [] for name in methods}
+for number in range(count):
+    for name, method in methods.items():
+        alias = f"{name}_{number}"
+        connections.add(alias, tenant_settings(f"{prefix}{alias}"))
+        seconds[name].append(method(alias, statements))
+        tables = len(connections[alias].introspection.table_names())
+        assert tables >= len(models), (name, tables)
+        connections.remove(alias)
+json.dump(seconds, sys.stdout)
+"""
+
+
+def measure_tenants(db: str, count: int, app_dir: Path) -> dict[str, list[float]]:
+    if db == "sqlite":
+        engine, prefix = "sqlite3", str(app_dir / "tenant_")
+    else:
+        engine, prefix = "postgresql", "tenant_"
+        host = os.environ["MULTIDB_PGHOSTS"].split(os.pathsep)[0]
+        names = ["build"] + [
+            f"{method}_{number}"
+            for number in range(count)
+            for method in ("raw", "install_models", "migrate")
+        ]
+        for name in names:
+            subprocess.run(
+                [
+                    "psql",
+                    "-h",
+                    host,
+                    "-U",
+                    "postgres",
+                    "-qc",
+                    f"CREATE DATABASE {prefix}{name}",
+                ],
+                check=True,
+            )
+    return run_workload(
+        TENANTS_WORKLOAD,
+        [engine, str(count), prefix],
+        cwd=app_dir,
+        pythonpath=[ROOT, app_dir],
+    )
+
+
+def report_tenants(db: str, count: int, seconds: dict[str, list[float]]) -> None:
+    labels = {
+        "raw": "raw SQL",
+        "install_models": "install_models()",
+        "migrate": "migrate --run-syncdb",
+    }
+    later = {name: statistics.median(times[1:]) for name, times in seconds.items()}
+    print(
+        f"\nProvisioning {count} tenant databases of {MODELS} tables each on "
+        f"{db}, one process:"
+    )
+    print(
+        f"  {'':<22} {'first tenant':>14} {'later (median)':>16} {'later vs raw':>13}"
+    )
+    for name, label in labels.items():
+        first = seconds[name][0]
+        print(
+            f"  {label:<22} {first * 1000:>11.1f} ms {later[name] * 1000:>13.1f} ms "
+            f"{later[name] / later['raw']:>12.2f}x"
+        )
+
+
 def measure(method: str, db: str, app_dir: Path, run: int) -> float:
     if db == "sqlite":
         # A database file, as a project has: in memory, DDL is nearly free.
@@ -154,12 +287,26 @@ def main() -> int:
         "--db", choices=["sqlite", "postgres", "mariadb"], default="sqlite"
     )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tenants", type=int, default=0)
     args = parser.parse_args()
     if args.db == "postgres" and not os.environ.get("MULTIDB_PGHOSTS"):
         from pgcluster import run_with_clusters
 
         return run_with_clusters([sys.executable, *sys.argv], 1, durable=False)
     vendor()
+    if args.tenants:
+        if args.db == "mariadb":
+            raise ScriptError("--tenants runs on sqlite or postgres.")
+        if args.tenants < 2:
+            raise ScriptError("--tenants needs at least 2 tenants.")
+        with tempfile.TemporaryDirectory() as tmp:
+            app = Path(tmp) / "multidb_bench_schema"
+            app.mkdir()
+            (app / "__init__.py").write_text("")
+            (app / "models.py").write_text(APP_MODELS)
+            seconds = measure_tenants(args.db, args.tenants, Path(tmp))
+        report_tenants(args.db, args.tenants, seconds)
+        return 0
     methods = {
         "raw": "raw SQL",
         "install_models": "install_models()",

@@ -302,6 +302,77 @@ class ColumnTests(SchemaTestCase):
             QA.objects.add_column("nope")
 
 
+class BuiltStatementsTests(SchemaTestCase):
+    """
+    A model's statements are built once per backend and state of the model,
+    then reused: installing the same models in many databases (a database
+    per tenant) doesn't build them again.
+    """
+
+    def setUp(self):
+        super().setUp()
+        schema._built.clear()
+
+    def sql(self, statements):
+        return [statement.sql for statement in statements]
+
+    def test_installs_in_two_databases_build_once(self):
+        on_q = install_models([QA, QB])["q"]
+        with override_bindings({"manager_schema_manipulation": "p"}):
+            on_p = install_models([QA, QB])["p"]
+            self.assertEqual(QB.objects.count(), 0)
+            drop_models([QA, QB])
+        self.assertEqual(self.sql(on_p), self.sql(on_q))
+        self.assertEqual({s.connection.alias for s in on_p}, {"p"})
+        self.assertEqual((len(schema._built[QA]), len(schema._built[QB])), (1, 1))
+
+    def test_a_changed_model_is_built_again(self):
+        first, _ = QA.objects.install(sql_only=True)
+        table = QA._meta.db_table
+        try:
+            QA._meta.db_table = "renamed_qa"
+            renamed, _ = QA.objects.install(sql_only=True)
+        finally:
+            QA._meta.db_table = table
+        self.assertIn(quoted("renamed_qa"), renamed[0].sql)
+        self.assertEqual(
+            self.sql(QA.objects.install(sql_only=True)[0]), self.sql(first)
+        )
+        with override_settings(DEFAULT_INDEX_TABLESPACE="elsewhere"):
+            QA.objects.install(sql_only=True)
+        self.assertEqual(len(schema._built[QA]), 3)
+
+    def test_a_field_added_at_run_time(self):
+        @isolate_apps("manager_schema_manipulation")
+        def make_model():
+            class Grows(models.Model):
+                name = models.CharField(max_length=20)
+
+                class Meta:
+                    db_connection = "q"
+                    managed = False
+
+            return Grows
+
+        Grows = make_model()
+        before, _ = Grows.objects.install(sql_only=True)
+        Grows.add_to_class("extra", models.IntegerField(null=True))
+        after, _ = Grows.objects.install(sql_only=True)
+        self.assertNotIn(quoted("extra"), " ".join(self.sql(before)))
+        self.assertIn(quoted("extra"), " ".join(self.sql(after)))
+
+    def test_a_relation_that_starts_crossing_databases(self):
+        def references(statements):
+            return any("REFERENCES" in sql for sql in self.sql(statements))
+
+        QA.objects.install()
+        self.assertTrue(references(QB.objects.install(sql_only=True)[0]))
+        with override_bindings({"manager_schema_manipulation.QB": "p"}):
+            crossing, _ = QB.objects.install(sql_only=True)
+        self.assertFalse(references(crossing))
+        self.assertTrue(references(QB.objects.install(sql_only=True)[0]))
+
+
 class AllAtOnceTests(SchemaTestCase):
     def test_install_models_in_any_order_with_cycles(self):
         result = install_models(list(reversed(ALL_MODELS)))
