@@ -2,7 +2,9 @@ import doctest
 import io
 import os
 import re
-from unittest import skipUnless
+import sqlite3
+import tempfile
+from unittest import mock, skipUnless
 
 from django.core import management
 from django.db import DatabaseError, IntegrityError, connections, models, transaction
@@ -18,6 +20,7 @@ from django.db.models.schema import (
 from django.db.transaction import TransactionManagementError
 from django.test import TransactionTestCase, skipIfDBFeature, skipUnlessDBFeature
 from django.test.utils import isolate_apps, override_settings
+from django.utils.connection import ConnectionDoesNotExist
 
 from .models import DA, PA, PB, PC, QA, QB, QC, QD
 
@@ -635,3 +638,117 @@ class RefusalTests(SchemaTestCase):
         finally:
             # Before tearDown, which drops QA too.
             cleanup()
+
+
+class TenantTestCase(TransactionTestCase):
+    """A test that adds the database 'tenant', an SQLite file."""
+
+    available_apps = ["manager_schema_manipulation"]
+    databases = {"default", "q"}
+
+    def setUp(self):
+        directory = tempfile.TemporaryDirectory()
+        self.addCleanup(directory.cleanup)
+        self.path = os.path.join(directory.name, "tenant.sqlite3")
+        self.settings = {"ENGINE": "django.db.backends.sqlite3", "NAME": self.path}
+        # The test framework lets a test use the databases it declares.
+        allowed = mock.patch.object(
+            type(self), "databases", {*self.databases, "tenant"}
+        )
+        allowed.start()
+        self.addCleanup(allowed.stop)
+
+    def tearDown(self):
+        if "tenant" in connections.settings:
+            connections.remove("tenant")
+        super().tearDown()
+
+    def file_tables(self):
+        with sqlite3.connect(self.path) as db:
+            rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            # Not SQLite's own (sqlite_sequence).
+            return {row[0] for row in rows if not row[0].startswith("sqlite_")}
+
+
+class TenantDatabaseTests(TenantTestCase):
+    """add_database() and remove_database(): a database per tenant."""
+
+    def test_add_use_and_remove(self):
+        app = "manager_schema_manipulation"
+        statements = schema.add_database("tenant", self.settings, [app])
+        self.assertEqual(list(statements), ["tenant"])
+        self.assertLessEqual({m._meta.db_table for m in ALL_MODELS}, self.file_tables())
+        with override_bindings({app: "tenant"}):
+            QA.objects.create(name="only here")
+        with sqlite3.connect(self.path) as db:
+            rows = db.execute(f"SELECT name FROM {quoted(QA._meta.db_table)}")
+            self.assertEqual(list(rows), [("only here",)])
+        self.assertNotIn(QA._meta.db_table, tables("q"))
+        schema.remove_database("tenant", [app])
+        self.assertEqual(self.file_tables(), set())
+        with self.assertRaisesMessage(ConnectionDoesNotExist, "'tenant' doesn't"):
+            connections["tenant"]
+
+    def test_unknown_app_changes_nothing(self):
+        msg = "'nope' isn't the label of an installed app"
+        with self.assertRaisesMessage(SchemaError, msg):
+            schema.add_database("tenant", self.settings, ["nope"])
+        self.assertNotIn("tenant", connections.settings)
+        self.assertFalse(os.path.exists(self.path))
+        with self.assertRaisesMessage(TypeError, "not a string"):
+            schema.add_database("tenant", self.settings, "manager_schema_manipulation")
+        self.assertNotIn("tenant", connections.settings)
+
+    def test_existing_alias_changes_nothing(self):
+        msg = "The connection 'q' already exists."
+        with self.assertRaisesMessage(ValueError, msg):
+            schema.add_database("q", self.settings, ["manager_schema_manipulation"])
+        self.assertFalse(os.path.exists(self.path))
+        self.assertNotIn(QA._meta.db_table, tables("q"))
+
+    def test_failed_install_removes_the_alias(self):
+        with sqlite3.connect(self.path) as db:
+            db.execute(f"CREATE TABLE {quoted(QA._meta.db_table)} (x int)")
+        msg = "already exist in database 'tenant'."
+        with self.assertRaisesMessage(SchemaError, msg):
+            schema.add_database(
+                "tenant", self.settings, ["manager_schema_manipulation"]
+            )
+        self.assertNotIn("tenant", connections.settings)
+        self.assertEqual(self.file_tables(), {QA._meta.db_table})
+
+    def test_remove_with_an_open_transaction_changes_nothing(self):
+        app = "manager_schema_manipulation"
+        schema.add_database("tenant", self.settings, [app])
+        before = self.file_tables()
+        msg = (
+            "The database 'tenant' can't be removed while a transaction is open "
+            "on it: commit or roll it back first. Nothing was changed."
+        )
+        with transaction.atomic(using="tenant"):
+            with self.assertRaisesMessage(TransactionManagementError, msg):
+                schema.remove_database("tenant", [app])
+        self.assertEqual(self.file_tables(), before)
+        self.assertIn("tenant", connections.settings)
+        with self.assertRaisesMessage(ConnectionDoesNotExist, "'elsewhere' doesn't"):
+            schema.remove_database("elsewhere", [app])
+
+
+class TenantMigrateTests(TenantTestCase):
+    available_apps = None
+
+    def test_migrate(self):
+        # Content types go with auth (permissions refer to them).
+        apps = ["contenttypes", "auth"]
+        schema.add_database("tenant", self.settings, apps, migrate=True)
+        self.assertIn("django_content_type", self.file_tables())
+        self.assertIn("auth_permission", self.file_tables())
+        with override_bindings(dict.fromkeys(apps, "tenant")):
+            from django.contrib.contenttypes.models import ContentType
+
+            qa = ContentType.objects.get_for_model(QA)
+            count = ContentType.objects.count()
+        with sqlite3.connect(self.path) as db:
+            rows = list(db.execute("SELECT id, model FROM django_content_type"))
+        self.assertIn((qa.pk, "qa"), rows)
+        self.assertEqual(len(rows), count)
