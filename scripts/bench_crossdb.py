@@ -23,12 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from _common import ROOT, run_main, run_workload
+from pgcluster import create_database
 from vendor import vendor
 
 CUSTOMERS = 100_000
@@ -137,18 +137,7 @@ def create_databases(prefix: str) -> None:
     hosts = os.environ["MULTIDB_PGHOSTS"].split(os.pathsep)
     for index, name in enumerate(["default", "a", "b"]):
         host = hosts[(1 if name == "b" else 0) % len(hosts)]
-        subprocess.run(
-            [
-                "psql",
-                "-h",
-                host,
-                "-U",
-                "postgres",
-                "-qc",
-                f"CREATE DATABASE {prefix}_{name}",
-            ],
-            check=True,
-        )
+        create_database(host, f"{prefix}_{name}")
 
 
 def main() -> int:

@@ -30,12 +30,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from _common import ROOT, ScriptError, run_main, run_workload
+from pgcluster import create_database
 from vendor import vendor
 
 MODELS = 200
@@ -216,18 +216,7 @@ def measure_tenants(db: str, count: int, app_dir: Path) -> dict[str, list[float]
             for method in ("raw", "install_models", "migrate")
         ]
         for name in names:
-            subprocess.run(
-                [
-                    "psql",
-                    "-h",
-                    host,
-                    "-U",
-                    "postgres",
-                    "-qc",
-                    f"CREATE DATABASE {prefix}{name}",
-                ],
-                check=True,
-            )
+            create_database(host, f"{prefix}{name}")
     return run_workload(
         TENANTS_WORKLOAD,
         [engine, str(count), prefix],
@@ -267,10 +256,7 @@ def measure(method: str, db: str, app_dir: Path, run: int) -> float:
     else:
         engine, name = "postgresql", f"bench_{method}_{run}"
         host = os.environ["MULTIDB_PGHOSTS"].split(os.pathsep)[0]
-        subprocess.run(
-            ["psql", "-h", host, "-U", "postgres", "-qc", f"CREATE DATABASE {name}"],
-            check=True,
-        )
+        create_database(host, name)
     data = run_workload(
         WORKLOAD, [method, engine, name], cwd=app_dir, pythonpath=[ROOT, app_dir]
     )

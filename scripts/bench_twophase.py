@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 
 from _common import ROOT, run_main, run_workload
@@ -151,11 +150,11 @@ def main() -> int:
 
         return run_with_clusters([sys.executable, *sys.argv], 2, args.durable)
     vendor()
+    from pgcluster import create_database
+
     hosts = os.environ["MULTIDB_PGHOSTS"].split(os.pathsep)
     for host, name in ((hosts[0], "default"), (hosts[0], "a"), (hosts[1], "b")):
-        for sql in ("DROP DATABASE IF EXISTS", "CREATE DATABASE"):
-            psql = ["psql", "-h", host, "-U", "postgres", "-qc", f"{sql} bench_{name}"]
-            subprocess.run(psql, check=True)
+        create_database(host, f"bench_{name}", drop_first=True)
     medians = run_workload(
         WORKLOAD,
         [str(args.transfers), str(args.rounds)],

@@ -130,6 +130,23 @@ class Cluster:
             self.started = False
 
 
+def create_database(host: str, name: str, drop_first: bool = False) -> None:
+    """
+    Create the database name on the server at host (a socket directory) as
+    the postgres user; psql quotes the name (:"name").
+    """
+    statements = 'CREATE DATABASE :"name";'
+    if drop_first:
+        statements = 'DROP DATABASE IF EXISTS :"name";' + statements
+    subprocess.run(
+        ["psql", "-h", host, "-U", "postgres", "-q", "-v", "ON_ERROR_STOP=1"]
+        + ["-v", f"name={name}"],
+        input=statements,
+        text=True,
+        check=True,
+    )
+
+
 def run_with_clusters(command: list[str], servers: int, durable: bool) -> int:
     if os.environ.get("MULTIDB_PGHOSTS"):
         print(f"Using the servers in MULTIDB_PGHOSTS={os.environ['MULTIDB_PGHOSTS']}")

@@ -113,6 +113,53 @@ class BankTestCase(TransactionTestCase):
             Account.objects.using("b").get(name="bob").balance,
         )
 
+    def kill_at_each_step(self, steps, coordinator="default"):
+        """SIGKILL the worker at each of steps of its second transfer."""
+        for step, alias, committed in steps:
+            with self.subTest(step=step, alias=alias):
+                result = run_worker(3, at=(step, alias, 1), coordinator=coordinator)
+                self.assertEqual(result.returncode, -signal.SIGKILL, result.stderr)
+                self.assertEqual(result.stdout.split("\n")[0], "done 0")
+                transaction.recover(using=["a", "b"], min_age=0)
+                applied = self.assertConsistent()
+                self.assertEqual(applied, 2 if committed else 1)
+                Transfer.objects.using("a").all().delete()
+                Transfer.objects.using("b").all().delete()
+                Account.objects.using("a").update(balance=1000)
+                Account.objects.using("b").update(balance=1000)
+
+    def kill_at_random_times(self, coordinator="default"):
+        """SIGKILL the worker at random times (MULTIDB_CRASH_RUNS times)."""
+        for run in range(int(os.environ.get("MULTIDB_CRASH_RUNS", 5))):
+            with self.subTest(run=run):
+                worker = start_worker(1000, coordinator=coordinator)
+                self.assertEqual(worker.stdout.readline(), "done 0\n")
+                time.sleep(random.uniform(0, 0.3))
+                worker.kill()
+                worker.communicate()
+                transaction.recover(using=["a", "b"], min_age=0)
+                self.assertGreater(self.assertConsistent(), 0)
+
+    def assertFailureAtEachStepRollsBack(self, steps):
+        """An error raised at each of steps rolls back everything."""
+        for step, alias, _ in steps:
+            with self.subTest(step=step, alias=alias):
+
+                def hook(at, where):
+                    if (at, where) == (step, alias):
+                        raise DatabaseError("simulated failure")
+
+                twophase.fault_hook = hook
+                with self.assertRaisesMessage(DatabaseError, "simulated failure"):
+                    with transaction.atomic(using=["a", "b"], two_phase=True):
+                        self.transfer(5)
+                twophase.fault_hook = None
+                self.assertEqual(self.assertConsistent(), 0)
+                self.assertEqual(twophase.aborted(), {})
+                for name in ("a", "b"):
+                    self.assertIs(connections[name].get_autocommit(), True)
+                    self.assertIs(connections[name].in_atomic_block, False)
+
     def assertConsistent(self):
         """
         No money made or lost, every transfer on both sides or on neither, no
@@ -355,20 +402,7 @@ class ProtocolTests(BankTestCase):
         self.assertEqual(self.assertConsistent(), 0)
 
     def test_failure_before_the_decision_rolls_back(self):
-        for step, alias, _ in STEPS[:4]:
-            with self.subTest(step=step, alias=alias):
-
-                def hook(at, where):
-                    if (at, where) == (step, alias):
-                        raise DatabaseError("simulated failure")
-
-                twophase.fault_hook = hook
-                with self.assertRaisesMessage(DatabaseError, "simulated failure"):
-                    with transaction.atomic(using=["a", "b"], two_phase=True):
-                        self.transfer(5)
-                twophase.fault_hook = None
-                self.assertEqual(self.assertConsistent(), 0)
-                self.assertIs(connections["a"].get_autocommit(), True)
+        self.assertFailureAtEachStepRollsBack(STEPS[:4])
 
     def test_failure_after_the_decision_commits(self):
         # The session of 'b' dies after the decision: the block has committed
@@ -483,23 +517,7 @@ class LastAgentTests(BankTestCase):
         self.assertEqual(self.assertConsistent(), 0)
 
     def test_failure_before_the_decision_is_committed_rolls_back(self):
-        for step, alias, _ in LAST_AGENT_STEPS[:3]:
-            with self.subTest(step=step, alias=alias):
-
-                def hook(at, where):
-                    if (at, where) == (step, alias):
-                        raise DatabaseError("simulated failure")
-
-                twophase.fault_hook = hook
-                with self.assertRaisesMessage(DatabaseError, "simulated failure"):
-                    with transaction.atomic(using=["a", "b"], two_phase=True):
-                        self.transfer(5)
-                twophase.fault_hook = None
-                self.assertEqual(self.assertConsistent(), 0)
-                self.assertEqual(twophase.aborted(), {})
-                for name in ("a", "b"):
-                    self.assertIs(connections[name].get_autocommit(), True)
-                    self.assertIs(connections[name].in_atomic_block, False)
+        self.assertFailureAtEachStepRollsBack(LAST_AGENT_STEPS[:3])
 
     def test_failure_after_the_decision_commits(self):
         def hook(step, alias):
@@ -565,30 +583,10 @@ class LastAgentTests(BankTestCase):
         self.assertEqual(self.assertConsistent(), 1)
 
     def test_kill_at_each_step(self):
-        for step, alias, committed in LAST_AGENT_STEPS:
-            with self.subTest(step=step, alias=alias):
-                result = run_worker(3, at=(step, alias, 1), coordinator="a")
-                self.assertEqual(result.returncode, -signal.SIGKILL, result.stderr)
-                self.assertEqual(result.stdout.split("\n")[0], "done 0")
-                transaction.recover(using=["a", "b"], min_age=0)
-                applied = self.assertConsistent()
-                self.assertEqual(applied, 2 if committed else 1)
-                Transfer.objects.using("a").all().delete()
-                Transfer.objects.using("b").all().delete()
-                Account.objects.using("a").update(balance=1000)
-                Account.objects.using("b").update(balance=1000)
+        self.kill_at_each_step(LAST_AGENT_STEPS, coordinator="a")
 
     def test_kill_at_random_times(self):
-        # MULTIDB_CRASH_RUNS=100 for a longer campaign.
-        for run in range(int(os.environ.get("MULTIDB_CRASH_RUNS", 5))):
-            with self.subTest(run=run):
-                worker = start_worker(1000, coordinator="a")
-                self.assertEqual(worker.stdout.readline(), "done 0\n")
-                time.sleep(random.uniform(0, 0.3))
-                worker.kill()
-                worker.communicate()
-                transaction.recover(using=["a", "b"], min_age=0)
-                self.assertGreater(self.assertConsistent(), 0)
+        self.kill_at_random_times(coordinator="a")
 
 
 @skipUnless(SUPPORTED, "needs a backend with two-phase commit")
@@ -706,30 +704,10 @@ class CrashTests(BankTestCase):
     """SIGKILL the worker at each step, then recover."""
 
     def test_kill_at_each_step(self):
-        for step, alias, committed in STEPS:
-            with self.subTest(step=step, alias=alias):
-                result = run_worker(3, at=(step, alias, 1))
-                self.assertEqual(result.returncode, -signal.SIGKILL, result.stderr)
-                self.assertEqual(result.stdout.split("\n")[0], "done 0")
-                transaction.recover(using=["a", "b"], min_age=0)
-                applied = self.assertConsistent()
-                self.assertEqual(applied, 2 if committed else 1)
-                Transfer.objects.using("a").all().delete()
-                Transfer.objects.using("b").all().delete()
-                Account.objects.using("a").update(balance=1000)
-                Account.objects.using("b").update(balance=1000)
+        self.kill_at_each_step(STEPS)
 
     def test_kill_at_random_times(self):
-        # MULTIDB_CRASH_RUNS=100 for a longer campaign.
-        for run in range(int(os.environ.get("MULTIDB_CRASH_RUNS", 5))):
-            with self.subTest(run=run):
-                worker = start_worker(1000)
-                self.assertEqual(worker.stdout.readline(), "done 0\n")
-                time.sleep(random.uniform(0, 0.3))
-                worker.kill()
-                worker.communicate()
-                transaction.recover(using=["a", "b"], min_age=0)
-                self.assertGreater(self.assertConsistent(), 0)
+        self.kill_at_random_times()
 
 
 @skipUnless(SUPPORTED, "needs a backend with two-phase commit")
