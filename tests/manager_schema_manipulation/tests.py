@@ -689,6 +689,23 @@ class TenantDatabaseTests(TenantTestCase):
         with self.assertRaisesMessage(ConnectionDoesNotExist, "'tenant' doesn't"):
             connections["tenant"]
 
+    def test_add_again_after_a_restart(self):
+        # A process that starts adds the tenants it serves, whose tables exist.
+        app = "manager_schema_manipulation"
+        schema.add_database("tenant", self.settings, [app])
+        with override_bindings({app: "tenant"}):
+            QA.objects.create(name="kept")
+        schema.remove_database("tenant", [app], drop=False)
+        with self.assertRaisesMessage(SchemaError, "already exist in database"):
+            schema.add_database("tenant", self.settings, [app])
+        self.assertNotIn("tenant", connections.settings)
+        self.assertEqual(
+            schema.add_database("tenant", self.settings, [app], exists_ok=True),
+            {"tenant": []},
+        )
+        with override_bindings({app: "tenant"}):
+            self.assertEqual([qa.name for qa in QA.objects.all()], ["kept"])
+
     def test_unknown_app_changes_nothing(self):
         msg = "'nope' isn't the label of an installed app"
         with self.assertRaisesMessage(SchemaError, msg):
