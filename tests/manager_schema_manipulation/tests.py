@@ -305,6 +305,18 @@ class ColumnTests(SchemaTestCase):
             QA.objects.add_column("nope")
 
 
+class UnmanagedIndexTests(SchemaTestCase):
+    def test_indexes_of_an_unmanaged_model_are_created(self):
+        # Migrations leave unmanaged models alone; install() is a request.
+        install_models([QA, QB])
+        with connections["q"].cursor() as cursor:
+            constraints = connections["q"].introspection.get_constraints(
+                cursor, QB._meta.db_table
+            )
+        indexed = [c["columns"] for c in constraints.values() if c["index"]]
+        self.assertIn(["a_id"], indexed)
+
+
 class BuiltStatementsTests(SchemaTestCase):
     """
     A model's statements are built once per backend and state of the model,
