@@ -327,6 +327,7 @@ class BuiltStatementsTests(SchemaTestCase):
     def setUp(self):
         super().setUp()
         schema._built.clear()
+        schema._built_sets.clear()
 
     def sql(self, statements):
         return [statement.sql for statement in statements]
@@ -340,6 +341,7 @@ class BuiltStatementsTests(SchemaTestCase):
         self.assertEqual(self.sql(on_p), self.sql(on_q))
         self.assertEqual({s.connection.alias for s in on_p}, {"p"})
         self.assertEqual((len(schema._built[QA]), len(schema._built[QB])), (1, 1))
+        self.assertEqual(len(schema._built_sets), 1)
 
     def test_a_changed_model_is_built_again(self):
         first, _ = QA.objects.install(sql_only=True)

@@ -566,6 +566,30 @@ class OverrideBindingsIsolationTests(TransactionTestCase):
         self.assertEqual(depth(3), ["a"] * 4)
         self.assertIsNone(Vehicle._meta.db_connection)
 
+    def test_many_different_overrides_keep_a_bounded_cache(self):
+        # One override per tenant: what relations resolve to under each is
+        # cached, within bounds.
+        import itertools
+
+        from django.apps import apps
+        from django.db.models import crossdb
+
+        names = sorted(
+            model._meta.label
+            for model in apps.get_app_config("multiple_databases").get_models()
+        )[:10]
+        entries = [
+            {label: alias for label in subset}
+            for alias in ("default", "a", "b")
+            for size in (1, 2, 3)
+            for subset in itertools.combinations(names, size)
+        ]
+        self.assertGreater(len(entries), 300)
+        for bindings in entries:
+            with override_bindings(bindings):
+                crossdb.possible()
+            self.assertLessEqual(len(crossdb._caches), 256)
+
     def test_thread_started_by_hand(self):
         import contextvars
 
