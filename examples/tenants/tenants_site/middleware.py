@@ -1,0 +1,52 @@
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.db import override_bindings
+from django.http import JsonResponse
+
+from . import tenancy
+
+
+def tenant_name(request):
+    """The tenant a request is for (/t/<name>/...), or None."""
+    parts = request.path.split("/", 3)
+    if len(parts) > 2 and parts[1] == "t":
+        return parts[2]
+    return None
+
+
+def not_found(name):
+    return JsonResponse({"error": f"There's no tenant {name!r}."}, status=404)
+
+
+class TenantMiddleware:
+    """Serve /t/<name>/... from tenant name's database, sync and async."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        name = tenant_name(request)
+        if name is None:
+            return self.get_response(request)
+        alias = tenancy.connect(name)
+        if alias is None:
+            return not_found(name)
+        with override_bindings(dict.fromkeys(tenancy.TENANT_APPS, alias)):
+            return self.get_response(request)
+
+    async def __acall__(self, request):
+        name = tenant_name(request)
+        if name is None:
+            return await self.get_response(request)
+        # In the thread the ORM runs in: that's where connections live.
+        alias = await sync_to_async(tenancy.connect)(name)
+        if alias is None:
+            return not_found(name)
+        with override_bindings(dict.fromkeys(tenancy.TENANT_APPS, alias)):
+            return await self.get_response(request)

@@ -1,0 +1,37 @@
+"""
+A database per tenant: the notes app lives in one SQLite file per tenant
+(TENANTS_DIR/<name>.sqlite3). TenantMiddleware picks the tenant from the
+path (/t/<name>/...), adds its database to the process on first use and
+binds the notes app to it for the request with override_bindings().
+Requests outside /t/ use the notes table of the default database.
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = "django-insecure-tenants-example-not-for-production"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+
+INSTALLED_APPS = ["notes"]
+
+MIDDLEWARE = ["tenants_site.middleware.TenantMiddleware"]
+
+ROOT_URLCONF = "tenants_site.urls"
+ASGI_APPLICATION = "tenants_site.asgi.application"
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("TENANTS_DEFAULT_DB", BASE_DIR / "default.sqlite3"),
+        "OPTIONS": {"timeout": 20},
+    }
+}
+
+# Where the tenants' databases are: a tenant exists while its file does.
+TENANTS_DIR = Path(os.environ.get("TENANTS_DIR", BASE_DIR / "tenants"))
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
