@@ -386,6 +386,60 @@ class BuiltStatementsTests(SchemaTestCase):
         self.assertNotIn(quoted("extra"), " ".join(self.sql(before)))
         self.assertIn(quoted("extra"), " ".join(self.sql(after)))
 
+    def test_statements_go_to_their_table(self):
+        @isolate_apps("manager_schema_manipulation")
+        def make_model():
+            class Tag(models.Model):
+                class Meta:
+                    db_connection = "q"
+
+            class Tagged(models.Model):
+                title = models.CharField(
+                    max_length=20, db_default="50% 'off'", db_comment="The title"
+                )
+                tags = models.ManyToManyField(Tag, related_name="+")
+                others = models.ManyToManyField(Tag, related_name="+")
+
+                class Meta:
+                    db_connection = "q"
+                    db_table_comment = "Tagged things"
+
+            return Tag, Tagged
+
+        Tag, Tagged = make_model()
+        connection = connections["q"]
+        main, *throughs = schema.create_table_sql(Tagged, connection)
+        names = [Tagged._meta.db_table] + [
+            field.m2m_db_table() for field in Tagged._meta.local_many_to_many
+        ]
+        self.assertEqual(
+            [table.model._meta.db_table for table in [main, *throughs]], names
+        )
+        self.assertEqual(len(throughs), 2)
+
+        def first_table(sql):
+            found = [(sql.find(quoted(name)), name) for name in names]
+            return min((at, name) for at, name in found if at >= 0)[1]
+
+        for table, name in zip([main, *throughs], names):
+            with self.subTest(table=name):
+                self.assertTrue(
+                    table.create[0].sql.startswith(f"CREATE TABLE {quoted(name)}")
+                )
+                for statement in table.statements():
+                    self.assertEqual(first_table(statement.sql), name, statement.sql)
+        if connection.features.supports_comments:
+            self.assertIn("Tagged things", " ".join(self.sql(main.create)))
+        # The default, with its quote and percent sign, was quoted by the
+        # backend: the table gives it back.
+        install_models([Tag, Tagged])
+        try:
+            self.assertEqual(Tagged.objects.create().title, "50% 'off'")
+            Tagged.objects.get().tags.add(Tag.objects.create())
+            self.assertEqual(Tagged.objects.get().tags.count(), 1)
+        finally:
+            drop_models([Tag, Tagged])
+
     def test_a_relation_that_starts_crossing_databases(self):
         def references(statements):
             return any("REFERENCES" in sql for sql in self.sql(statements))
