@@ -1,5 +1,5 @@
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
-from django.db import override_bindings
+from django.db import OperationalError, override_bindings
 from django.http import JsonResponse
 
 from . import tenancy
@@ -34,7 +34,7 @@ class TenantMiddleware:
         name = tenant_name(request)
         if name is None:
             return self.get_response(request)
-        alias = tenancy.connect(name)
+        alias = tenancy.known(name) or tenancy.connect(name)
         if alias is None:
             return not_found(name)
         with override_bindings(dict.fromkeys(tenancy.TENANT_APPS, alias)):
@@ -44,9 +44,24 @@ class TenantMiddleware:
         name = tenant_name(request)
         if name is None:
             return await self.get_response(request)
-        # In the thread the ORM runs in: that's where connections live.
-        alias = await sync_to_async(tenancy.connect)(name)
+        alias = tenancy.known(name)
+        if alias is None:
+            # In the thread the ORM runs in: that's where connections live.
+            alias = await sync_to_async(tenancy.connect)(name)
         if alias is None:
             return not_found(name)
         with override_bindings(dict.fromkeys(tenancy.TENANT_APPS, alias)):
             return await self.get_response(request)
+
+    def process_exception(self, request, exception):
+        """A tenant deleted since this process added its database: 404."""
+        name = tenant_name(request)
+        if (
+            name is not None
+            and isinstance(exception, OperationalError)
+            and tenancy.known(name)
+            and not tenancy.exists(name)
+        ):
+            tenancy.forget(name)
+            return not_found(name)
+        return None

@@ -33,5 +33,32 @@ DATABASES = {
 # Where the tenants' databases are: a tenant exists while its file does.
 TENANTS_DIR = Path(os.environ.get("TENANTS_DIR", BASE_DIR / "tenants"))
 
+# With TENANTS_PG_HOST (a host or a socket directory), the default database
+# and one database per tenant (tenant_<name>) are on that PostgreSQL server
+# instead: a tenant exists while its database does.
+if os.environ.get("TENANTS_PG_HOST"):
+    DATABASES["default"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": os.environ["TENANTS_PG_HOST"],
+        "PORT": os.environ.get("TENANTS_PG_PORT", ""),
+        "USER": os.environ.get("TENANTS_PG_USER", "postgres"),
+        "NAME": os.environ.get("TENANTS_PG_DEFAULT", "tenants"),
+    }
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
+
+# With TENANTS_SINGLE=<name>, serve that tenant only, at / instead of
+# /t/<name>/, bound in the settings: no middleware, no override (loadtest.py
+# compares the two).
+if os.environ.get("TENANTS_SINGLE"):
+    _name = os.environ["TENANTS_SINGLE"]
+    if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        DATABASES["tenant"] = {**DATABASES["default"], "NAME": f"tenant_{_name}"}
+    else:
+        DATABASES["tenant"] = {
+            **DATABASES["default"],
+            "NAME": TENANTS_DIR / f"{_name}.sqlite3",
+        }
+    DATABASE_BINDINGS = {"notes": "tenant"}
+    MIDDLEWARE = []

@@ -1,4 +1,10 @@
-"""Tenants: their databases, added to the process on first use."""
+"""
+Tenants: their databases, added to the process on first use.
+
+A tenant's database is a SQLite file (TENANTS_DIR/<name>.sqlite3) or, when
+the default database is on PostgreSQL, a database of that server
+(tenant_<name>). A tenant exists while its database does.
+"""
 
 import re
 import threading
@@ -29,7 +35,13 @@ def path(name):
     return settings.TENANTS_DIR / f"{name}.sqlite3"
 
 
+def on_postgresql():
+    return connections["default"].vendor == "postgresql"
+
+
 def database(name):
+    if on_postgresql():
+        return {**settings.DATABASES["default"], "NAME": alias(name)}
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(path(name)),
@@ -37,23 +49,64 @@ def database(name):
     }
 
 
+def exists(name):
+    if on_postgresql():
+        with connections["default"].cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [alias(name)]
+            )
+            return cursor.fetchone() is not None
+    return path(name).exists()
+
+
+def _server_execute(statement, name):
+    """Run CREATE or DROP DATABASE on the tenant name's database."""
+    connection = connections["default"]
+    with connection.cursor() as cursor:
+        cursor.execute(statement % connection.ops.quote_name(alias(name)))
+
+
 def create(name):
     """Create the database of a new tenant (run by the tenant command)."""
     check_name(name)
-    if path(name).exists():
+    if exists(name):
         raise ValueError(f"The tenant {name!r} exists already.")
-    settings.TENANTS_DIR.mkdir(parents=True, exist_ok=True)
+    if on_postgresql():
+        _server_execute("CREATE DATABASE %s", name)
+    else:
+        settings.TENANTS_DIR.mkdir(parents=True, exist_ok=True)
     add_database(alias(name), database(name), TENANT_APPS)
     # This process doesn't serve it.
     remove_database(alias(name), TENANT_APPS, drop=False)
 
 
 def delete(name):
-    """Delete a tenant's database (run by the tenant command)."""
+    """
+    Delete a tenant's database (run by the tenant command). On PostgreSQL,
+    the sessions the servers hold on it are ended.
+    """
     check_name(name)
-    if not path(name).exists():
+    if not exists(name):
         raise ValueError(f"There's no tenant {name!r}.")
-    path(name).unlink()
+    if on_postgresql():
+        _server_execute("DROP DATABASE %s WITH (FORCE)", name)
+    else:
+        path(name).unlink()
+
+
+def known(name):
+    """
+    The alias of tenant name's database if this process has it already and,
+    on SQLite, its file is still there; else None. No query: callable from
+    async code (on PostgreSQL, a dropped tenant shows when its database
+    can't be reached, see TenantMiddleware.process_exception()).
+    """
+    key = alias(name)
+    if key not in connections.settings:
+        return None
+    if not on_postgresql() and not path(name).exists():
+        return None
+    return key
 
 
 def connect(name):
@@ -64,7 +117,7 @@ def connect(name):
     if not _name_re.match(name):
         return None
     key = alias(name)
-    if not path(name).exists():
+    if not exists(name):
         if key in connections.settings:
             forget(name)
         return None
