@@ -85,4 +85,4 @@ class VersionTests(SimpleTestCase):
             django.get_version(),
             "%s+multidb.%d" % (django.get_version(django.VERSION), MULTIDB_RELEASE),
         )
-        self.assertEqual(django.__version__, django.get_version())
+        self.assertEqual(django.__version__, django.get_version(django.VERSION))
