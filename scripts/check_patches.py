@@ -62,11 +62,25 @@ def check_patch(path: Path, version: str) -> list[str]:
     for trailer in REQUIRED_TRAILERS:
         if trailer not in found:
             problems.append(f"{path.name}: no '{trailer}:' trailer (DEP-3).")
-    if version in text:
+    mention = version_pattern(version).search(text)
+    if mention:
         problems.append(
-            f"{path.name}: mentions {version}; the version belongs in patches/UPSTREAM."
+            f"{path.name}: mentions the pinned version ({mention.group()!r}); it "
+            f"belongs in patches/UPSTREAM only, or the series won't apply to "
+            f"other 5.2.x releases."
         )
     return problems
+
+
+def version_pattern(version: str) -> re.Pattern:
+    """
+    The pinned version in any form a patch could hold it: "5.2.19" and the
+    VERSION tuple's "5, 2, 19" (any spacing), not as part of a longer number.
+    """
+    parts = version.split(".")
+    dotted = r"\.".join(parts)
+    listed = r"\s*,\s*".join(parts)
+    return re.compile(rf"(?<![\d.])(?:{dotted}|{listed})(?![\d])")
 
 
 def main() -> int:

@@ -13,8 +13,9 @@ server with pg_ctl), separated by os.pathsep, and MULTIDB_PG_BINDIR; the
 servers are stopped and their directories removed when it ends, even when it
 fails or is interrupted. The exit status is COMMAND's.
 
-The server binaries (initdb, pg_ctl) are looked up in MULTIDB_PG_BINDIR, on
-PATH, then in /usr/lib/postgresql/*/bin. If MULTIDB_PGHOSTS is already set,
+The server binaries (initdb, pg_ctl) are taken from MULTIDB_PG_BINDIR when
+it is set (a directory without them is an error), else looked up on PATH,
+then in /usr/lib/postgresql/*/bin. If MULTIDB_PGHOSTS is already set,
 COMMAND runs against those servers and nothing is created.
 """
 
@@ -48,9 +49,21 @@ SERVER_SETTINGS = {
 
 
 def find_bindir() -> Path:
-    candidates = []
     if os.environ.get("MULTIDB_PG_BINDIR"):
-        candidates.append(Path(os.environ["MULTIDB_PG_BINDIR"]))
+        # A directory the user named is the one to use, or an error.
+        bindir = Path(os.environ["MULTIDB_PG_BINDIR"])
+        missing = [
+            name for name in ("initdb", "pg_ctl") if not (bindir / name).exists()
+        ]
+        if missing:
+            raise ScriptError(
+                f"MULTIDB_PG_BINDIR is {str(bindir)!r}, which has no "
+                f"{' or '.join(missing)}: set it to the directory of the PostgreSQL "
+                f"server binaries (e.g. /usr/lib/postgresql/15/bin), or unset it "
+                f"to look them up on PATH and in /usr/lib/postgresql/*/bin."
+            )
+        return bindir
+    candidates = []
     on_path = shutil.which("initdb")
     if on_path:
         candidates.append(Path(os.path.realpath(on_path)).parent)

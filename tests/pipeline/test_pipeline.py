@@ -276,3 +276,31 @@ def test_pgcluster_says_what_to_install_without_server_binaries(monkeypatch):
     monkeypatch.setattr(pgcluster.glob, "glob", lambda pattern: [])
     with pytest.raises(_common.ScriptError, match="apt-get install postgresql"):
         pgcluster.find_bindir()
+
+
+def test_pgcluster_refuses_a_bindir_without_the_binaries(monkeypatch, tmp_path):
+    import _common
+    import pgcluster
+
+    monkeypatch.setenv("MULTIDB_PG_BINDIR", str(tmp_path))
+    (tmp_path / "initdb").write_text("")
+    with pytest.raises(_common.ScriptError, match="MULTIDB_PG_BINDIR is .* no pg_ctl"):
+        pgcluster.find_bindir()
+
+
+@pytest.mark.parametrize(
+    "text, found",
+    [
+        ('VERSION = (5, 2, 19, "final", 0)', True),
+        ("VERSION = (5,2,19)", True),
+        ("django-5.2.19.tar.gz", True),
+        ("5.2.190", False),
+        ("15.2.19", False),
+        ("(5, 2, 1, 'final', 0)", False),
+        ("every 5.2.x", False),
+    ],
+)
+def test_check_patches_finds_the_pinned_version_in_any_form(text, found):
+    from check_patches import version_pattern
+
+    assert bool(version_pattern("5.2.19").search(text)) is found
