@@ -115,6 +115,44 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def download_sdist(version: str) -> Path:
+    """
+    Return the path of Django version's sdist in build/sdist/, downloading it
+    with pip when it isn't cached (pip checks it against the index's hash).
+    Its name is django-VERSION.tar.gz, or Django-VERSION.tar.gz for older
+    releases.
+    """
+    for name in (f"django-{version}.tar.gz", f"Django-{version}.tar.gz"):
+        if (SDIST_CACHE / name).exists():
+            return SDIST_CACHE / name
+    SDIST_CACHE.mkdir(parents=True, exist_ok=True)
+    print(f"Downloading Django {version} sdist with pip...", flush=True)
+    with tempfile.TemporaryDirectory(dir=SDIST_CACHE) as tmp:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary=:all:",
+                "--disable-pip-version-check",
+                "--dest",
+                tmp,
+                f"django=={version}",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        found = sorted(Path(tmp).glob("*.tar.gz"))
+        if result.returncode or len(found) != 1:
+            raise ScriptError(
+                f"pip could not download the sdist of Django {version}:\n"
+                + (result.stderr.strip() or result.stdout.strip())
+            )
+        return found[0].replace(SDIST_CACHE / found[0].name)
+
+
 def fetch_sdist(pin: Pin) -> Path:
     """
     Return the path of the pinned sdist, downloading it with pip into
@@ -122,33 +160,17 @@ def fetch_sdist(pin: Pin) -> Path:
     """
     path = SDIST_CACHE / pin.sdist
     if not path.exists():
-        SDIST_CACHE.mkdir(parents=True, exist_ok=True)
-        print(f"Downloading Django {pin.version} sdist with pip...")
-        with tempfile.TemporaryDirectory(dir=SDIST_CACHE) as tmp:
-            result = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "download",
-                    "--no-deps",
-                    "--no-binary=:all:",
-                    "--disable-pip-version-check",
-                    "--dest",
-                    tmp,
-                    f"django=={pin.version}",
-                ],
-                capture_output=True,
-                text=True,
+        downloaded = download_sdist(pin.version)
+        if downloaded.name != pin.sdist:
+            raise ScriptError(
+                f"pip downloaded {downloaded.name} for Django {pin.version}, but "
+                f"patches/UPSTREAM names {pin.sdist}."
             )
-            downloaded = Path(tmp) / pin.sdist
-            if result.returncode or not downloaded.exists():
-                raise ScriptError(
-                    f"pip could not download Django {pin.version} ({pin.sdist}):\n"
-                    + (result.stderr.strip() or result.stdout.strip())
-                )
+        try:
             check_sha256(downloaded, pin)
-            downloaded.replace(path)
+        except ScriptError:
+            downloaded.unlink()
+            raise
     check_sha256(path, pin)
     return path
 

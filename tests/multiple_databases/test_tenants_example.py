@@ -14,10 +14,13 @@ import sys
 from pathlib import Path
 from unittest import skipUnless
 
+import django
 from django.db import connection
 from django.test import SimpleTestCase
 
 ROOT = Path(__file__).resolve().parents[2]
+# Where the Django under test is (./django, or another tree).
+DJANGO_HOME = Path(django.__file__).resolve().parents[1]
 PROJECT = ROOT / "examples" / "tenants"
 
 
@@ -27,7 +30,7 @@ PROJECT = ROOT / "examples" / "tenants"
 )
 class TenantsExampleTests(SimpleTestCase):
     def test_load(self):
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(DJANGO_HOME)}
         env.pop("DJANGO_SETTINGS_MODULE", None)
         command = [sys.executable, "loadtest.py", "--tenants", "20", "--workers", "2"]
         command.append("--no-rates")

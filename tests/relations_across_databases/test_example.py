@@ -14,14 +14,17 @@ import sys
 import tempfile
 from pathlib import Path
 
+import django
 from django.test import SimpleTestCase
 
 ROOT = Path(__file__).resolve().parents[2]
+# Where the Django under test is (./django, or another tree).
+DJANGO_HOME = Path(django.__file__).resolve().parents[1]
 PROJECT = ROOT / "examples" / "shop"
 
 
 def manage(*args, cwd=PROJECT, env=None, input=None):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    env = {**os.environ, "PYTHONPATH": str(DJANGO_HOME), **(env or {})}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     return subprocess.run(
         [sys.executable, "manage.py", *args],
