@@ -2,16 +2,16 @@
 """
 Check that the patch series applies to other Django 5.2.x releases.
 
-    python scripts/check_releases.py [VERSION ...] [--tests VERSION]
+    python scripts/check_releases.py [VERSION ...] [--tests [VERSION]]
 
 Without versions it checks the oldest release of the series (5.2), one in
 the middle and the pinned one. Each sdist is downloaded with pip into
 build/sdist/ (cached), extracted into a temporary directory and checked with
 scripts/apply_patches.py --check, which changes nothing.
 
-With --tests VERSION, the series is applied to that release in a temporary
-directory and the fork's own tests (tests/, without tests/pipeline) run on
-SQLite against it instead of ./django.
+With --tests VERSION (default: 5.2), the series is applied to that release
+in a temporary directory and the fork's own tests (tests/, without
+tests/pipeline) run on SQLite against it instead of ./django.
 
 Exits 1 if the series doesn't apply to a release or its tests fail.
 """
@@ -47,7 +47,8 @@ def default_versions() -> list[str]:
 
 
 def extracted(version: str, tmp: Path) -> Path:
-    tree = tmp / f"django-{version}"
+    """A fresh extracted copy of version's sdist under tmp."""
+    tree = Path(tempfile.mkdtemp(dir=tmp)) / f"django-{version}"
     extract_sdist(download_sdist(version), tree)
     return tree
 
@@ -103,7 +104,11 @@ def main() -> int:
     )
     parser.add_argument("versions", nargs="*", help="5.2.x releases to check")
     parser.add_argument(
-        "--tests", metavar="VERSION", help="run the fork's tests on this release"
+        "--tests",
+        metavar="VERSION",
+        nargs="?",
+        const="5.2",
+        help="run the fork's tests on this release (default: 5.2, the oldest)",
     )
     args = parser.parse_args()
     versions = args.versions or default_versions()

@@ -231,6 +231,20 @@ def load_baseline() -> dict:
     return json.loads(BASELINE.read_text()) if BASELINE.exists() else {}
 
 
+def check_baseline_version(baseline: dict, db: str) -> None:
+    """Refuse a baseline recorded on another release than the pinned one."""
+    version = read_pin().version
+    for key, entry in sorted(baseline.items()):
+        if key.split("/")[0] == db and entry.get("django") != version:
+            raise ScriptError(
+                f"{BASELINE.name} holds the pristine baseline of Django "
+                f"{entry.get('django', '(unknown)')} for {key}, but the series is "
+                f"pinned to Django {version}: record it again with python3 "
+                f"scripts/run_upstream.py --pristine --record --db {db} "
+                f"(scripts/rebase.py does)."
+            )
+
+
 def known_failures(baseline: dict, db: str) -> set[str]:
     known = set()
     for key, entry in baseline.items():
@@ -268,6 +282,9 @@ def main() -> int:
         servers = 2 if args.fork else 1
         return run_with_clusters([sys.executable, *sys.argv], servers, durable=False)
 
+    if not (args.fork or args.record):
+        # Before a run of many minutes that would be compared with it.
+        check_baseline_version(load_baseline(), args.db)
     tree = prepare_tree(args.pristine)
     labels = list(args.labels) or (SUBSET if args.subset else [])
     pythonpath = [tree]
@@ -317,6 +334,10 @@ def main() -> int:
             python=platform.python_version(),
             as_root=os.geteuid() == 0,
         )
+        # Entries of this database recorded on another release are stale.
+        for other in [k for k, entry in baseline.items() if k.split("/")[0] == args.db]:
+            if baseline[other].get("django") != result["django"]:
+                del baseline[other]
         baseline[key] = result
         BASELINE.write_text(json.dumps(baseline, indent=2, sort_keys=True) + "\n")
         print(f"Recorded the pristine baseline for {key} in {BASELINE.name}.")
