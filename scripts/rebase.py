@@ -98,6 +98,9 @@ def start(version: str) -> None:
     git("init", "--quiet", "--initial-branch=main", cwd=new)
     git("config", "user.name", FIXED_IDENTITY["GIT_AUTHOR_NAME"], cwd=new)
     git("config", "user.email", FIXED_IDENTITY["GIT_AUTHOR_EMAIL"], cwd=new)
+    # A tree rebuilt from scratch needs no packing, least of all in the
+    # background while it's read or copied.
+    git("config", "gc.auto", "0", cwd=new)
     (new / ".git" / "info" / "exclude").write_text("__pycache__/\n*.py[co]\n")
     git("add", "--all", "--force", cwd=new)
     git("commit", "--quiet", "--no-verify", "-m", f"Django {version}", cwd=new)

@@ -104,6 +104,9 @@ def build_tree(series: list[str]) -> None:
     # Commits a developer makes there get the same identity as the series.
     git("config", "user.name", FIXED_IDENTITY["GIT_AUTHOR_NAME"], cwd=new)
     git("config", "user.email", FIXED_IDENTITY["GIT_AUTHOR_EMAIL"], cwd=new)
+    # A tree rebuilt from scratch needs no packing, least of all in the
+    # background while it's read or copied.
+    git("config", "gc.auto", "0", cwd=new)
     # Running the tests here leaves bytecode behind.
     (new / ".git" / "info" / "exclude").write_text("__pycache__/\n*.py[co]\n")
     git("add", "--all", "--force", cwd=new)

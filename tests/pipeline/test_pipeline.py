@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
-from _common import extract_sdist, fetch_sdist, read_pin, read_series  # noqa: E402
+from _common import fetch_sdist, read_pin, read_series  # noqa: E402
 
 GIT_ENV = {
     "GIT_CONFIG_GLOBAL": "/dev/null",
@@ -67,16 +68,48 @@ def same_trees(a: Path, b: Path) -> bool:
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory):
-    path = tmp_path_factory.mktemp("sdist") / "django"
-    extract_sdist(fetch_sdist(read_pin()), path)
+def scratch():
+    """
+    A directory for the trees these tests build and copy (hundreds of MB):
+    in memory where /dev/shm is, which takes the disk's speed out of them.
+    """
+    shm = Path("/dev/shm")
+    where = shm if shm.is_dir() else None
+    path = Path(tempfile.mkdtemp(prefix="multidb-pipeline-", dir=where))
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.fixture
+def scratch_dir(scratch, request):
+    path = scratch / request.node.name.replace("/", "_")
+    path.mkdir()
+    yield path
+    shutil.rmtree(path)
+
+
+def copy_tree(source: Path, dest: Path) -> None:
+    """Copy a tree of thousands of files (cp is several times faster here)."""
+    subprocess.run(["cp", "-a", str(source), str(dest)], check=True)
+
+
+@pytest.fixture(scope="module")
+def pristine(scratch):
+    path = scratch / "pristine" / "django"
+    path.mkdir(parents=True)
+    # As extract_sdist() does (vendor.py's tests cover it), with tar: faster.
+    sdist = fetch_sdist(read_pin())
+    subprocess.run(
+        ["tar", "-xzf", str(sdist), "-C", str(path), "--strip-components=1"],
+        check=True,
+    )
     return path
 
 
 @pytest.fixture
-def checkout(pristine, tmp_path):
-    path = tmp_path / "django"
-    shutil.copytree(pristine, path, symlinks=True)
+def checkout(pristine, scratch_dir):
+    path = scratch_dir / "django"
+    copy_tree(pristine, path)
     return path
 
 
@@ -162,11 +195,14 @@ def test_dirty_git_checkout_is_refused(checkout):
     assert git("log", "--format=%s", cwd=checkout).splitlines() == ["Django"]
 
 
-@pytest.fixture
-def repo(tmp_path):
-    """A scratch copy of this repository sharing the cached sdist."""
-    copy = tmp_path / "repo"
-    copy.mkdir()
+@pytest.fixture(scope="module")
+def built_repo(scratch):
+    """
+    A scratch copy of this repository with the cached sdist, vendored once:
+    ./django and build/tree built by scripts/vendor.py.
+    """
+    copy = scratch / "built" / "repo"
+    copy.mkdir(parents=True)
     for name in ("scripts", "patches", "tests"):
         shutil.copytree(
             ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__")
@@ -174,12 +210,20 @@ def repo(tmp_path):
     sdist = fetch_sdist(read_pin())
     (copy / "build" / "sdist").mkdir(parents=True)
     shutil.copy(sdist, copy / "build" / "sdist" / sdist.name)
+    result = run(copy / "scripts" / "vendor.py")
+    assert result.returncode == 0, result.stderr
+    return copy
+
+
+@pytest.fixture
+def repo(built_repo, scratch_dir):
+    """A copy of the built repository of its own, for one test."""
+    copy = scratch_dir / "repo"
+    copy_tree(built_repo, copy)
     return copy
 
 
 def test_vendor_export_round_trip(repo):
-    result = run(repo / "scripts" / "vendor.py")
-    assert result.returncode == 0, result.stderr
     assert (repo / "django" / "__init__.py").exists()
     result = run(repo / "scripts" / "vendor.py")
     assert "./django is up to date" in result.stdout
@@ -194,8 +238,7 @@ def test_vendor_export_round_trip(repo):
         ).read_bytes()
 
 
-def test_edits_are_exported_into_a_patch(repo):
-    assert run(repo / "scripts" / "vendor.py").returncode == 0
+def test_edits_are_exported_into_a_patch(repo, checkout):
     connection = repo / "django" / "utils" / "connection.py"
     connection.write_text(connection.read_text() + "\n# An edit.\n")
     assert run(repo / "scripts" / "export_patches.py", "--check").returncode == 1
@@ -207,13 +250,14 @@ def test_edits_are_exported_into_a_patch(repo):
     assert result.returncode == 0, result.stderr
     assert f"Folded the edits into {last}." in result.stdout
     assert "+# An edit." in (repo / "patches" / last).read_text()
-    # A fresh build from the exported patches has the edit.
-    assert run(repo / "scripts" / "vendor.py", "--force").returncode == 0
-    assert connection.read_text().endswith("# An edit.\n")
+    # The exported series, applied to a pristine tree, has the edit.
+    result = run(repo / "scripts" / "apply_patches.py", checkout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    edited = checkout / "django" / "utils" / "connection.py"
+    assert edited.read_text() == connection.read_text()
 
 
 def test_a_patch_that_does_not_apply_leaves_django_alone(repo):
-    assert run(repo / "scripts" / "vendor.py").returncode == 0
     before = (repo / "django" / "utils" / "connection.py").read_text()
     broken = repo / "patches" / "connections-broken.patch"
     broken.write_text(
@@ -229,14 +273,33 @@ def test_a_patch_that_does_not_apply_leaves_django_alone(repo):
         " from asgiref.local import Local\n"
         " \n"
     )
+    # First in the series: the build stops before applying the others.
     series = repo / "patches" / "series"
-    series.write_text(series.read_text() + "connections-broken.patch\n")
+    series.write_text("connections-broken.patch\n" + series.read_text())
     result = run(repo / "scripts" / "vendor.py")
     assert result.returncode == 1
     assert "patch connections-broken.patch does not apply" in result.stderr
     assert "django/utils/connection.py" in result.stderr
     assert (repo / "django" / "utils" / "connection.py").read_text() == before
     assert not (repo / "build" / "tree.new").exists()
+
+
+@pytest.mark.parametrize(
+    "version, message",
+    [
+        ("6.0", "isn't a Django 5.2.x release"),
+        ("5.2.19; rm -rf /", "isn't a Django 5.2.x release"),
+        (read_pin().version, "pinned to Django"),
+    ],
+)
+def test_rebase_refuses_and_changes_nothing(built_repo, version, message):
+    pin = (built_repo / "patches" / "UPSTREAM").read_text()
+    head = git("rev-parse", "HEAD", cwd=built_repo / "build" / "tree")
+    result = run(built_repo / "scripts" / "rebase.py", version)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert (built_repo / "patches" / "UPSTREAM").read_text() == pin
+    assert git("rev-parse", "HEAD", cwd=built_repo / "build" / "tree") == head
 
 
 def test_pgcluster_removes_its_servers_when_the_command_fails():
