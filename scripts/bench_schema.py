@@ -119,7 +119,7 @@ def timed():
 
 if engine == "mysql":
     with connection._nodb_cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
+        cursor.execute("CREATE DATABASE " + connection.ops.quote_name(name))
 try:
     connection.ensure_connection()
     elapsed = timed()
@@ -128,7 +128,7 @@ finally:
     if engine == "mysql":
         connection.close()
         with connection._nodb_cursor() as cursor:
-            cursor.execute(f"DROP DATABASE {name}")
+            cursor.execute("DROP DATABASE " + connection.ops.quote_name(name))
 json.dump({"seconds": elapsed, "tables": tables}, sys.stdout)
 """
 
