@@ -367,3 +367,45 @@ def test_check_patches_finds_the_pinned_version_in_any_form(text, found):
     from check_patches import version_pattern
 
     assert bool(version_pattern("5.2.19").search(text)) is found
+
+
+def test_mariadbserver_removes_its_server_when_the_command_fails():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MULTIDB_MYSQL")}
+    script = (
+        "import os, subprocess, sys\n"
+        "socket = os.environ['MULTIDB_MYSQL_HOST']\n"
+        "print(socket)\n"
+        "subprocess.run(['mariadb-admin', '--no-defaults', '--socket=' + socket,\n"
+        "                '-uroot', 'ping'], check=True)\n"
+        "sys.exit(3)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, SCRIPTS / "mariadbserver.py", "--", sys.executable]
+        + ["-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    [socket] = [line for line in result.stdout.splitlines() if line.startswith("/")]
+    root = Path(socket).parent
+    assert not root.exists()
+    assert subprocess.run(["pgrep", "-f", str(root)]).returncode == 1
+    assert "Stopped and removed the throwaway MariaDB server" in result.stdout
+
+
+def test_mariadbserver_says_what_to_install_without_server_binaries(
+    monkeypatch, tmp_path
+):
+    import mariadbserver
+
+    import _common
+
+    monkeypatch.delenv("MULTIDB_MARIADB_BINDIR", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(mariadbserver, "STANDARD_DIRS", [])
+    with pytest.raises(_common.ScriptError, match="apt-get install mariadb-server"):
+        mariadbserver.find_binaries()
+    monkeypatch.setenv("MULTIDB_MARIADB_BINDIR", str(tmp_path))
+    with pytest.raises(_common.ScriptError, match="MULTIDB_MARIADB_BINDIR"):
+        mariadbserver.find_binaries()
