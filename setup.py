@@ -16,7 +16,25 @@ ROOT = Path(__file__).resolve().parent
 
 
 def build_vendored_django():
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "vendor.py")], check=True)
+    """
+    Run scripts/vendor.py. pip hides what a build prints unless it's run
+    with -v: where there's a terminal, vendor.py prints its progress there
+    (the first build downloads the sdist and applies the series).
+    """
+    try:
+        terminal = open("/dev/tty", "w")
+    except OSError:
+        terminal = None
+    try:
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "vendor.py")],
+            check=True,
+            stdout=terminal,
+            stderr=terminal,
+        )
+    finally:
+        if terminal is not None:
+            terminal.close()
 
 
 def package_layout():

@@ -90,6 +90,7 @@ def apply_series(tree: Path, series: list[str]) -> None:
                 "Nothing was written to ./django."
             )
         git("am", "--keep", "--keep-cr", "--quiet", str(path), cwd=tree)
+        print(f"  applied {name}: {patch_subject(path.read_text())}", flush=True)
 
 
 def build_tree(series: list[str]) -> None:
@@ -99,6 +100,7 @@ def build_tree(series: list[str]) -> None:
     new = BUILD / "tree.new"
     if new.exists():
         shutil.rmtree(new)
+    print(f"Extracting {sdist.name} into build/tree...", flush=True)
     extract_sdist(sdist, new)
     git("init", "--quiet", "--initial-branch=main", cwd=new)
     # Commits a developer makes there get the same identity as the series.
@@ -139,8 +141,6 @@ def vendor(force: bool = False) -> None:
     build_tree(series)
     copy_tree_atomically(TREE / "django", VENDORED)
     write_stamp()
-    for name in series:
-        print(f"  applied {name}: {patch_subject((PATCHES / name).read_text())}")
     print(
         f"Wrote ./django: Django {read_pin().version} with {len(series)} patches "
         f"({time.monotonic() - started:.1f}s). Upstream tests and docs: build/tree/."
