@@ -27,8 +27,6 @@ import subprocess
 import sys
 
 from _common import (
-    BUILD,
-    FIXED_IDENTITY,
     PATCHES,
     ROOT,
     TREE,
@@ -37,7 +35,6 @@ from _common import (
     ScriptError,
     copy_tree_atomically,
     download_sdist,
-    extract_sdist,
     git,
     read_pin,
     read_series,
@@ -46,7 +43,7 @@ from _common import (
     write_stamp,
 )
 from export_patches import export
-from vendor import unexported_edits, vendor
+from vendor import unexported_edits, upstream_tree, vendor
 
 PIN = PATCHES / "UPSTREAM"
 
@@ -91,20 +88,7 @@ def start(version: str) -> None:
     vendor()
     sdist = download_sdist(version)
     sha256 = sha256_of(sdist)
-    new = BUILD / "tree.new"
-    if new.exists():
-        shutil.rmtree(new)
-    extract_sdist(sdist, new)
-    git("init", "--quiet", "--initial-branch=main", cwd=new)
-    git("config", "user.name", FIXED_IDENTITY["GIT_AUTHOR_NAME"], cwd=new)
-    git("config", "user.email", FIXED_IDENTITY["GIT_AUTHOR_EMAIL"], cwd=new)
-    # A tree rebuilt from scratch needs no packing, least of all in the
-    # background while it's read or copied.
-    git("config", "gc.auto", "0", cwd=new)
-    (new / ".git" / "info" / "exclude").write_text("__pycache__/\n*.py[co]\n")
-    git("add", "--all", "--force", cwd=new)
-    git("commit", "--quiet", "--no-verify", "-m", f"Django {version}", cwd=new)
-    git("tag", UPSTREAM_TAG, cwd=new)
+    new = upstream_tree(sdist, version)
     git("fetch", "--quiet", "--no-tags", str(TREE), "HEAD", cwd=new)
     print(f"Applying {len(read_series())} patches to Django {version}:", flush=True)
     # From here on, build/tree is the new release's.

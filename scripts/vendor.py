@@ -93,10 +93,11 @@ def apply_series(tree: Path, series: list[str]) -> None:
         print(f"  applied {name}: {patch_subject(path.read_text())}", flush=True)
 
 
-def build_tree(series: list[str]) -> None:
-    """Build build/tree from the sdist and the series, replacing it at the end."""
-    pin = read_pin()
-    sdist = fetch_sdist(pin)
+def upstream_tree(sdist: Path, version: str) -> Path:
+    """
+    Extract sdist into build/tree.new, a git repository whose one commit,
+    tagged 'upstream', is Django version.
+    """
     new = BUILD / "tree.new"
     if new.exists():
         shutil.rmtree(new)
@@ -112,8 +113,15 @@ def build_tree(series: list[str]) -> None:
     # Running the tests here leaves bytecode behind.
     (new / ".git" / "info" / "exclude").write_text("__pycache__/\n*.py[co]\n")
     git("add", "--all", "--force", cwd=new)
-    git("commit", "--quiet", "--no-verify", "-m", f"Django {pin.version}", cwd=new)
+    git("commit", "--quiet", "--no-verify", "-m", f"Django {version}", cwd=new)
     git("tag", UPSTREAM_TAG, cwd=new)
+    return new
+
+
+def build_tree(series: list[str]) -> None:
+    """Build build/tree from the sdist and the series, replacing it at the end."""
+    pin = read_pin()
+    new = upstream_tree(fetch_sdist(pin), pin.version)
     try:
         apply_series(new, series)
     except ScriptError:
