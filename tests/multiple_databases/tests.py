@@ -8,7 +8,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.utils import ConnectionHandler
 from django.test import SimpleTestCase, TestCase, TransactionTestCase
 from django.utils.connection import ConnectionDoesNotExist
-from django.utils.version import MULTIDB_RELEASE
+from django.utils.version import MULTIDB_RELEASE, get_main_version
 
 
 def run_doctest_file(testcase, name):
@@ -81,8 +81,11 @@ class ConnectionDoesNotExistTests(SimpleTestCase):
 
 class VersionTests(SimpleTestCase):
     def test_local_version_label(self):
-        self.assertEqual(
-            django.get_version(),
-            "%s+multidb.%d" % (django.get_version(django.VERSION), MULTIDB_RELEASE),
-        )
-        self.assertEqual(django.__version__, django.get_version(django.VERSION))
+        # A final release: X.Y[.Z] and the label.
+        label = "+multidb.%d" % MULTIDB_RELEASE
+        self.assertEqual(django.get_version(), get_main_version() + label)
+        self.assertEqual(django.get_version(django.VERSION), django.get_version())
+        self.assertEqual(django.__version__, django.get_version())
+        # Another release's version has no label.
+        other = (*django.VERSION[:2], django.VERSION[2] + 1, "final", 0)
+        self.assertNotIn("multidb", django.get_version(other))
