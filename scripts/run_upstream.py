@@ -285,10 +285,18 @@ def main() -> int:
     if not (args.fork or args.record):
         # Before a run of many minutes that would be compared with it.
         check_baseline_version(load_baseline(), args.db)
+    # Kept until the end: new failures are rerun with the same settings.
+    settings_dir = Path(tempfile.mkdtemp(prefix="multidb-settings-"))
+    try:
+        return run(args, parser, settings_dir)
+    finally:
+        shutil.rmtree(settings_dir, ignore_errors=True)
+
+
+def run(args, parser, settings_dir: Path) -> int:
     tree = prepare_tree(args.pristine)
     labels = list(args.labels) or (SUBSET if args.subset else [])
     pythonpath = [tree]
-    settings_dir = Path(tempfile.mkdtemp(prefix="multidb-settings-"))
     unlink_fork_apps(tree)
     try:
         if args.fork:
@@ -313,7 +321,6 @@ def main() -> int:
         log = BUILD / f"upstream-{args.db}-{which}.log"
         result = runtests(tree, labels, settings, pythonpath, args.parallel, log)
     finally:
-        shutil.rmtree(settings_dir, ignore_errors=True)
         unlink_fork_apps(tree)
 
     if args.fork:
