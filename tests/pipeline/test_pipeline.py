@@ -409,3 +409,48 @@ def test_mariadbserver_says_what_to_install_without_server_binaries(
     monkeypatch.setenv("MULTIDB_MARIADB_BINDIR", str(tmp_path))
     with pytest.raises(_common.ScriptError, match="MULTIDB_MARIADB_BINDIR"):
         mariadbserver.find_binaries()
+
+
+def test_run_upstream_reruns_new_postgres_failures_with_its_settings(
+    monkeypatch, tmp_path
+):
+    """
+    A new failure is run again with the same settings module: the directory
+    holding the PostgreSQL settings is still there for the rerun.
+    """
+    import run_upstream
+
+    (tmp_path / "tests").mkdir()
+    monkeypatch.setenv("MULTIDB_PGHOSTS", str(tmp_path))
+    monkeypatch.setattr(run_upstream, "prepare_tree", lambda pristine: tmp_path)
+    monkeypatch.setattr(run_upstream, "BUILD", tmp_path)
+    seen = []
+
+    def runtests(tree, labels, settings, pythonpath, parallel, log):
+        module = f"{settings}.py"
+        seen.append(any((Path(p) / module).exists() for p in pythonpath))
+        return {"tests": 1, "skipped": 0, "seconds": 0, "failures": ["x.T.test"]}
+
+    monkeypatch.setattr(run_upstream, "runtests", runtests)
+    monkeypatch.setattr(sys, "argv", ["run_upstream.py", "--db", "postgres", "x"])
+    assert run_upstream.main() == 1
+    assert seen == [True, True]
+
+
+def test_an_unreachable_mariadb_server_stops_the_run_in_one_line():
+    pytest.importorskip("MySQLdb", reason="runs in the mariadb env (mysqlclient)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MULTIDB_MYSQL")}
+    env.update(MULTIDB_MYSQL_HOST="127.0.0.1", MULTIDB_MYSQL_PORT="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--ds=settings_mariadb", "-q"]
+        + ["tests/two_phase_commit"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    output = (result.stdout + result.stderr).strip().splitlines()
+    assert result.returncode != 0
+    assert len(output) == 1, output[:5]
+    assert "127.0.0.1:1" in output[0]
+    assert "MULTIDB_MYSQL_HOST" in output[0]
