@@ -47,3 +47,11 @@ def pytest_sessionstart(session):
                 f"starts a throwaway one."
             )
         return
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print what tests measured (e.g. the rows the isolation test checked)."""
+    from multiple_databases.test_isolation_property import REPORTS
+
+    for line in REPORTS:
+        terminalreporter.write_line(line)

@@ -309,7 +309,8 @@ async def read_rate(socket_path: str, tenant: str | None, args) -> float:
     return rate
 
 
-def start_server(env: dict[str, str], socket_path: str, workers: int):
+def start_server(env: dict[str, str], socket_path: str, workers: int, *options: str):
+    """Start uvicorn on socket_path with options (e.g. --root-path /app)."""
     server = subprocess.Popen(
         [
             sys.executable,
@@ -323,6 +324,7 @@ def start_server(env: dict[str, str], socket_path: str, workers: int):
             "--log-level",
             "warning",
             "--no-access-log",
+            *options,
         ],
         cwd=PROJECT,
         env=env,

@@ -45,6 +45,10 @@ if os.environ.get("TENANTS_PG_HOST"):
         "NAME": os.environ.get("TENANTS_PG_DEFAULT", "tenants"),
     }
 
+# Served under a prefix without a proxy that passes it as the ASGI root_path.
+if os.environ.get("TENANTS_SCRIPT_NAME"):
+    FORCE_SCRIPT_NAME = os.environ["TENANTS_SCRIPT_NAME"]
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 

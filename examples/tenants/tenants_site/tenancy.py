@@ -8,7 +8,10 @@ the default database is on PostgreSQL, a database of that server
 
 import re
 import threading
+from functools import wraps
 
+from asgiref.sync import iscoroutinefunction
+from django.apps import apps
 from django.conf import settings
 from django.db import connections
 from django.db.models.schema import add_database, remove_database
@@ -16,12 +19,12 @@ from django.db.models.schema import add_database, remove_database
 # The apps each tenant has its own tables of.
 TENANT_APPS = ["notes"]
 
-_name_re = re.compile(r"^[a-z0-9]{1,40}$")
+_name_re = re.compile(r"[a-z0-9]{1,40}")
 _lock = threading.Lock()
 
 
 def check_name(name):
-    if not _name_re.match(name):
+    if not _name_re.fullmatch(name):
         raise ValueError(
             f"{name!r} isn't a tenant name: use 1 to 40 lowercase letters and digits."
         )
@@ -114,7 +117,7 @@ def connect(name):
     Return the alias of tenant name's database, added to this process on
     first use, or None if there's no such tenant (any more).
     """
-    if not _name_re.match(name):
+    if not _name_re.fullmatch(name):
         return None
     key = alias(name)
     if not exists(name):
@@ -133,3 +136,47 @@ def forget(name):
     with _lock:
         if alias(name) in connections.settings:
             remove_database(alias(name), TENANT_APPS, drop=False)
+
+
+class NotInTenant(Exception):
+    """A tenant's view ran without its tenant's bindings."""
+
+
+def serving(name):
+    """
+    Raise NotInTenant unless the tenant apps are bound to tenant name's
+    database in the current context.
+    """
+    expected = alias(name)
+    for label in TENANT_APPS:
+        for model in apps.get_app_config(label).get_models():
+            if model._meta.db_connection != expected:
+                raise NotInTenant(
+                    f"A view of tenant {name!r} ran with {model._meta.label} "
+                    f"bound to {model._meta.db_connection!r}, not {expected!r}: "
+                    f"refused rather than served from another database."
+                )
+
+
+def tenant_view(view):
+    """
+    Decorate a view that serves /t/<tenant>/... (sync or async): it runs only
+    in the override of the tenant its URL names, never on another database.
+    """
+    if iscoroutinefunction(view):
+
+        @wraps(view)
+        async def inner(request, *args, tenant=None, **kwargs):
+            if tenant is not None:
+                serving(tenant)
+            return await view(request, *args, tenant=tenant, **kwargs)
+
+    else:
+
+        @wraps(view)
+        def inner(request, *args, tenant=None, **kwargs):
+            if tenant is not None:
+                serving(tenant)
+            return view(request, *args, tenant=tenant, **kwargs)
+
+    return inner

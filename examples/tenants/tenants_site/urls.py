@@ -4,6 +4,9 @@ from notes import views
 notes = [
     path("notes/", views.notes),
     path("notes/count/", views.count),
+    path("notes/stream/", views.stream),
+    path("notes/astream/", views.astream),
+    path("notes/export/", views.export),
     path("notes/<str:token>/", views.note),
 ]
 
