@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import os
 import random
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -89,18 +90,21 @@ def psql(host: str, database: str, script: str, **variables: str) -> list[str]:
 
 def wait_until_serving(socket_path: str, server, timeout: float = 30) -> None:
     """Wait until the server answers (its socket exists before it listens)."""
-    transport = httpx.HTTPTransport(uds=socket_path)
     deadline = time.monotonic() + timeout
-    answered = False
-    with httpx.Client(transport=transport, base_url="http://tenants") as client:
-        while not answered:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("The server didn't start.")
+    while True:
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("The server didn't start.")
+        # A socket of our own, closed whether it connects or not.
+        with socket.socket(socket.AF_UNIX) as probe:
             try:
-                client.get("/notes/count/").raise_for_status()
-                answered = True
-            except httpx.HTTPError:
-                time.sleep(0.05)
+                probe.connect(socket_path)
+                break
+            except OSError:
+                pass
+        time.sleep(0.05)
+    transport = httpx.HTTPTransport(uds=socket_path)
+    with httpx.Client(transport=transport, base_url="http://tenants") as client:
+        client.get("/notes/count/").raise_for_status()
 
 
 class SQLiteTenants:
