@@ -152,6 +152,34 @@ class GeneratorTests(TestCase):
 
         self.assertEqual(list(cars()), ["b-car"])
 
+    def test_generator_outliving_its_database(self):
+        # Its steps fail rather than leave the override, and so does its
+        # cleanup.
+        Vehicle.objects.using("default").create(make="default-car", model="x", year=1)
+        connections.add("gone", {"ENGINE": SQLITE, "NAME": ":memory:"})
+        self.addCleanup(
+            lambda: "gone" in connections.settings and connections.remove("gone")
+        )
+        seen = []
+
+        @override_bindings({"multiple_databases.Vehicle": "gone"})
+        def generator():
+            try:
+                yield Vehicle._meta.db_connection
+                seen.append(list(Vehicle.objects.values_list("make", flat=True)))
+            finally:
+                seen.append(list(Vehicle.objects.values_list("make", flat=True)))
+
+        for finish in (next, lambda gen: gen.close()):
+            with self.subTest(finish=finish):
+                gen = generator()
+                self.assertEqual(next(gen), "gone")
+                connections.remove("gone")
+                with self.assertRaises(ConnectionDoesNotExist):
+                    finish(gen)
+                self.assertEqual(seen, [])
+                connections.add("gone", {"ENGINE": SQLITE, "NAME": ":memory:"})
+
     def test_async_generator(self):
         seen = []
 
