@@ -10,15 +10,18 @@ import tempfile
 import threading
 from unittest import mock
 
+from asgiref.sync import markcoroutinefunction, sync_to_async
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
+from django.db.backends.signals import connection_created
 from django.db.models.binding import override_bindings
-from django.db.models.schema import remove_database
+from django.db.models.schema import add_database, remove_database
 from django.db.transaction import TransactionManagementError
 from django.test import SimpleTestCase, TestCase, TransactionTestCase
 from django.utils.connection import ConnectionDoesNotExist
 
 from .models import Album, Artist, Genre, Vehicle
+from .test_connections import read_t
 
 SQLITE = "django.db.backends.sqlite3"
 VEHICLE_ON_A = {"multiple_databases.Vehicle": "a"}
@@ -80,6 +83,65 @@ class TasksKeepTheirOverrideTests(TransactionTestCase):
         # Nothing leaked into what the process caches without an override.
         self.assertIsNone(Vehicle._meta.db_connection)
         self.assertEqual(Vehicle._meta._db_binding[1], None)
+
+
+class SharedOverrideTests(TransactionTestCase):
+    """One override_bindings() serves many contexts at once."""
+
+    available_apps = ["multiple_databases"]
+    databases = {"default", "a", "b"}
+
+    def test_instance_entered_by_overlapping_threads(self):
+        shared = override_bindings(VEHICLE_ON_A)
+        both_inside = threading.Barrier(2)
+        first_left = threading.Event()
+        seen = {}
+
+        def first():
+            with shared:
+                both_inside.wait(5)
+            first_left.set()
+            seen["first"] = Vehicle._meta.db_connection
+
+        def second():
+            with shared:
+                both_inside.wait(5)
+                first_left.wait(5)
+                seen["second inside"] = Vehicle._meta.db_connection
+            seen["second"] = Vehicle._meta.db_connection
+
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.assertEqual(seen, {"first": None, "second inside": "a", "second": None})
+
+    def test_nested_same_instance(self):
+        shared = override_bindings(VEHICLE_ON_A)
+        with override_bindings(VEHICLE_ON_B):
+            with shared:
+                with shared:
+                    self.assertEqual(Vehicle._meta.db_connection, "a")
+                self.assertEqual(Vehicle._meta.db_connection, "a")
+            self.assertEqual(Vehicle._meta.db_connection, "b")
+        self.assertIsNone(Vehicle._meta.db_connection)
+
+    def test_async_callables_that_arent_async_def(self):
+        def count():
+            return Vehicle.objects.count(), Vehicle._meta.db_connection
+
+        class View:
+            async def __call__(self):
+                return await sync_to_async(count)()
+
+        marked = View()
+        markcoroutinefunction(marked)
+        Vehicle.objects.using("a").create(make="a-car", model="x", year=1)
+        for function in [sync_to_async(count), marked]:
+            with self.subTest(function=function):
+                decorated = override_bindings(VEHICLE_ON_A)(function)
+                self.assertEqual(asyncio.run(decorated()), (1, "a"))
 
 
 class GeneratorTests(TestCase):
@@ -151,6 +213,20 @@ class GeneratorTests(TestCase):
                 yield vehicle.make
 
         self.assertEqual(list(cars()), ["b-car"])
+
+    def test_override_held_across_yields_inside(self):
+        @override_bindings(VEHICLE_ON_A)
+        def generator():
+            yield Vehicle._meta.db_connection
+            with override_bindings(VEHICLE_ON_B):
+                yield Vehicle._meta.db_connection
+                yield Vehicle._meta.db_connection
+            yield Vehicle._meta.db_connection
+
+        seen = []
+        for value in generator():
+            seen.append((value, Vehicle._meta.db_connection))
+        self.assertEqual(seen, [("a", None), ("b", None), ("b", None), ("a", None)])
 
     def test_generator_outliving_its_database(self):
         # Its steps fail rather than leave the override, and so does its
@@ -310,6 +386,30 @@ class InstancesStayWithTheirDatabaseTests(TestCase):
             self.assertEqual(list(genre.albums.all()), [])
         self.assertUnchanged()
 
+    def test_bulk_update_and_refresh_from_a_queryset(self):
+        self.a_artist.name = "overwritten"
+        with override_bindings(self.TENANT_B):
+            with self.assertRaisesMessage(ValueError, "Cannot update <Artist"):
+                Artist.objects.bulk_update([self.a_artist], ["name"])
+            with self.assertRaisesMessage(ValueError, "Cannot refresh <Artist"):
+                self.a_artist.refresh_from_db(
+                    from_queryset=Artist.objects.select_for_update()
+                )
+        self.assertEqual(self.a_artist._state.db, "a")
+        self.assertUnchanged()
+
+    def test_new_instance_related_to_another_tenants(self):
+        draft = Album(artist=self.a_artist, title="draft")
+        with override_bindings(self.TENANT_B):
+            with self.assertRaisesMessage(ValueError, "Cannot relate to <Artist"):
+                draft.save()
+            with self.assertRaisesMessage(ValueError, "Cannot relate to <Artist"):
+                Album.objects.bulk_create([draft])
+            # Refused from the assignment on.
+            with self.assertRaisesMessage(ValueError, "loaded from the database 'a'"):
+                Album(artist=self.a_artist, title="x")
+        self.assertUnchanged()
+
     def test_copy_on_purpose(self):
         copy = Artist.objects.create(name="to copy")
         with override_bindings(self.TENANT_B):
@@ -342,7 +442,9 @@ class RemoveWhileOtherThreadsUseTests(TransactionTestCase):
     def setUp(self):
         self.directory = tempfile.TemporaryDirectory()
         self.addCleanup(self.directory.cleanup)
-        allowed = mock.patch.object(type(self), "databases", {*self.databases, "t"})
+        allowed = mock.patch.object(
+            type(self), "databases", {*self.databases, "t", "u"}
+        )
         allowed.start()
         self.addCleanup(allowed.stop)
         self.path = os.path.join(self.directory.name, "t.sqlite3")
@@ -415,6 +517,89 @@ class RemoveWhileOtherThreadsUseTests(TransactionTestCase):
             cursor.execute("INSERT INTO t VALUES (%s)", ["after"])
         self.assertEqual(sorted(self.rows()), ["after", "held"])
 
+    def enter_while_removed(self, then):
+        """
+        A thread enters atomic(using="t") and, while it connects (before its
+        block has begun), "t" is removed and then(); return how the thread
+        fared.
+        """
+        connections["t"].close()
+        connecting, go_on = threading.Event(), threading.Event()
+        outcome = []
+
+        def pause(sender, connection, **kwargs):
+            if connection.alias == "t" and threading.current_thread().name == "late":
+                connecting.set()
+                go_on.wait(10)
+
+        def work():
+            try:
+                with transaction.atomic(using="t"):
+                    with connections["t"].cursor() as cursor:
+                        cursor.execute("INSERT INTO t VALUES (%s)", ["late"])
+                outcome.append("committed")
+            except Exception as exc:
+                outcome.append(type(exc).__name__)
+            finally:
+                connections.close_all()
+
+        connection_created.connect(pause)
+        self.addCleanup(connection_created.disconnect, pause)
+        thread = threading.Thread(target=work, name="late")
+        thread.start()
+        self.assertTrue(connecting.wait(10))
+        connections.remove("t")
+        then()
+        go_on.set()
+        thread.join()
+        return outcome
+
+    def test_block_entered_while_removed(self):
+        self.assertEqual(
+            self.enter_while_removed(lambda: None), ["ConnectionDoesNotExist"]
+        )
+        self.assertEqual(self.rows(), [])
+
+    def test_block_entered_while_removed_and_added_again(self):
+        other = os.path.join(self.directory.name, "other.sqlite3")
+
+        def add_again():
+            connections.add("t", {"ENGINE": SQLITE, "NAME": other})
+            with connections["t"].cursor() as cursor:
+                cursor.execute("CREATE TABLE t (v TEXT)")
+
+        self.assertEqual(
+            self.enter_while_removed(add_again), ["ConnectionDoesNotExist"]
+        )
+        self.assertEqual(self.rows(), [])
+        self.assertEqual(read_t("t"), [])
+
+    def test_remove_database_input(self):
+        with self.assertRaisesMessage(ValueError, "The 'default' database can't be"):
+            remove_database("default", ["multiple_databases"])
+        self.assertIn(
+            Vehicle._meta.db_table, connections["default"].introspection.table_names()
+        )
+        # Labels given by an iterator are read once, for the tables and the
+        # bindings alike.
+        path = os.path.join(self.directory.name, "u.sqlite3")
+        add_database(
+            "u", {"ENGINE": SQLITE, "NAME": path}, iter(["multiple_databases"])
+        )
+        self.assertIn(
+            Vehicle._meta.db_table, connections["u"].introspection.table_names()
+        )
+        remove_database("u", (label for label in ["multiple_databases"]))
+        self.assertNotIn("u", connections.settings)
+        self.assertIn(
+            Vehicle._meta.db_table, connections["default"].introspection.table_names()
+        )
+        import sqlite3
+
+        with sqlite3.connect(path) as db:
+            tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master")]
+        self.assertNotIn(Vehicle._meta.db_table, tables)
+
     def test_block_begun_before_the_removal_ends(self):
         # The alias is removed while a thread is in a block on it (the block
         # began between remove()'s check and the removal): it still commits.
@@ -486,3 +671,35 @@ class BadInputTests(SimpleTestCase):
         self.assertIn("a", connections.settings)
         with self.assertRaises(ConnectionDoesNotExist):
             connections.remove("missing")
+
+
+class GenericRelationTests(TestCase):
+    """A generic foreign key of an instance of one tenant reads nothing in another's."""
+
+    databases = {"default", "a", "b"}
+    TENANT_A = {"relations_across_databases": "a"}
+    TENANT_B = {"relations_across_databases": "b"}
+
+    def test_stale_generic_foreign_key(self):
+        from relations_across_databases.models import Author, Country, Note
+
+        notes, authors = {}, {}
+        for tenant in (self.TENANT_A, self.TENANT_B):
+            alias = tenant["relations_across_databases"]
+            with override_bindings(tenant):
+                for model in (Country, Author, Note):
+                    model.objects.install()
+                authors[alias] = Author.objects.create(pk=1, name=f"{alias}'s")
+                notes[alias] = Note.objects.create(
+                    content_object=authors[alias], text="note"
+                )
+        with override_bindings(self.TENANT_A):
+            a_note = Note.objects.get()
+        with override_bindings(self.TENANT_B):
+            with self.assertRaisesMessage(ValueError, "loaded from the database 'a'"):
+                a_note.content_object
+            with self.assertRaisesMessage(ValueError, "loaded from the database 'a'"):
+                Note(content_object=authors["a"], text="x")
+            self.assertEqual(Note.objects.count(), 1)
+        with override_bindings(self.TENANT_A):
+            self.assertEqual(a_note.content_object.name, "a's")
