@@ -1,13 +1,12 @@
 #!/usr/bin/env python
 """Django's command-line utility for administrative tasks."""
-
 import os
 import sys
 
 
 def main():
     """Run administrative tasks."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop_site.settings")
+    os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'shop_site.settings')
     try:
         from django.core.management import execute_from_command_line
     except ImportError as exc:
@@ -19,5 +18,5 @@ def main():
     execute_from_command_line(sys.argv)
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     main()

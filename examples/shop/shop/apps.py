@@ -2,5 +2,5 @@ from django.apps import AppConfig
 
 
 class ShopConfig(AppConfig):
-    default_auto_field = "django.db.models.BigAutoField"
-    name = "shop"
+    default_auto_field = 'django.db.models.BigAutoField'
+    name = 'shop'
