@@ -137,7 +137,11 @@ class SharedOverrideTests(TransactionTestCase):
 
     def test_async_callables_that_arent_async_def(self):
         def count():
-            return Vehicle.objects.count(), Vehicle._meta.db_connection
+            try:
+                return Vehicle.objects.count(), Vehicle._meta.db_connection
+            finally:
+                # This thread's session, as the end of a request closes it.
+                connections.close_all()
 
         class View:
             async def __call__(self):
