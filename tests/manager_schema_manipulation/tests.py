@@ -8,7 +8,7 @@ from unittest import mock, skipUnless
 
 from django.core import management
 from django.db import DatabaseError, IntegrityError, connections, models, transaction
-from django.db.models import schema
+from django.db.models import crossdb, schema
 from django.db.models.binding import override_bindings
 from django.db.models.schema import (
     BoundStatement,
@@ -607,6 +607,8 @@ class RefusalTests(SchemaTestCase):
             QB.objects.drop_column("name")
         self.assertIn("name", ColumnTests.columns(self))
         self.assertConnectionClean()
+        # Nor does the failed editor decide the next tables' constraints.
+        self.assertIsNone(crossdb.editing_alias())
         with connections["q"].cursor() as cursor:
             cursor.execute("PRAGMA foreign_keys")
             self.assertEqual(cursor.fetchone()[0], 1)

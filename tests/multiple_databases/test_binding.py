@@ -14,6 +14,7 @@ import threading
 from contextlib import contextmanager
 from unittest import mock
 
+from django.conf import settings
 from django.contrib.admin import ModelAdmin, site
 from django.core import checks, management, serializers
 from django.core.exceptions import ImproperlyConfigured
@@ -769,6 +770,30 @@ class CheckTests(SimpleTestCase):
         self.assertEqual(Child._meta.db_connection, "a")
         self.assertEqual([error.id for error in Child.check()], ["multidb.E003"])
 
+    def test_multi_table_child_bound_where_its_parent_is_routed(self):
+        # An unbound parent lives where the routers put it: default here.
+        class Parent(models.Model):
+            pass
+
+        class Child(Parent):
+            class Meta:
+                db_connection = "default"
+
+        class Proxy(Parent):
+            class Meta:
+                proxy = True
+                db_connection = "default"
+
+        self.assertIsNone(Child._meta.db_connection)
+        self.assertEqual(Child.check(), [])
+        self.assertEqual(Proxy.check(), [])
+
+        class Elsewhere(Parent):
+            class Meta:
+                db_connection = "a"
+
+        self.assertEqual([error.id for error in Elsewhere.check()], ["multidb.E003"])
+
     def test_proxy_with_its_own_binding(self):
         class Concrete(models.Model):
             pass
@@ -788,6 +813,48 @@ class CheckTests(SimpleTestCase):
             class Bad(models.Model):
                 class Meta:
                     db_connection = 1
+
+    def test_unbound_apps_copied_to_bound_databases(self):
+        from django.db.models.binding import check_unbound_apps
+
+        warnings = check_unbound_apps()
+        self.assertEqual([warning.id for warning in warnings], ["multidb.W001"])
+        self.assertIn(
+            "These apps aren't bound to a database: 'auth', 'contenttypes', ",
+            warnings[0].msg,
+        )
+        self.assertIn(
+            "migrate --all-databases creates a copy of their tables on 'a', 'b', 'p', "
+            "'q' too, where other models are bound.",
+            warnings[0].msg,
+        )
+        self.assertEqual(
+            warnings[0].hint,
+            'Add the "*" entry to DATABASE_BINDINGS to bind every model that '
+            'nothing else binds, e.g. {"*": "default"}, or bind these apps.',
+        )
+        self.assertTrue(warnings[0].is_silenced())
+        with override_settings(
+            DATABASE_BINDINGS={**settings.DATABASE_BINDINGS, "*": "default"}
+        ):
+            self.assertEqual(check_unbound_apps(), [])
+
+    def test_unbound_apps_the_routers_keep_off_bound_databases(self):
+        from django.db.models.binding import check_unbound_apps
+
+        class Router:
+            def allow_migrate(self, db, app_label, **hints):
+                return db == "default" or app_label not in {"auth", "contenttypes"}
+
+        with override_settings(DATABASE_ROUTERS=[Router()]):
+            (warning,) = check_unbound_apps()
+        self.assertNotIn("'auth'", warning.msg)
+        self.assertNotIn("'contenttypes'", warning.msg)
+        with override_settings(
+            DATABASE_ROUTERS=[Router()],
+            INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth"],
+        ):
+            self.assertEqual(check_unbound_apps(), [])
 
     @override_settings(DATABASE_BINDINGS={"no_such_app": "a", "auth.Nope": "a"})
     def test_database_bindings_names_unknown_labels(self):

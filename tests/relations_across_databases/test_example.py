@@ -209,3 +209,30 @@ class ExampleProjectCommandsTests(SimpleTestCase):
             "Order.objects.get(customer__username='ann').products.count())",
         )
         self.assertEqual(check.stdout.split()[-2:], ["True", "2"])
+
+    def test_without_the_fallback_entry(self):
+        # Without "*", migrate --all-databases copies the admin's and the
+        # sessions' tables to users and orders; the admin's log refers to
+        # the users, bound to default only.
+        (self.project / "shop_site" / "copies.py").write_text(
+            "from .settings import *  # noqa: F401, F403\n\n"
+            "DATABASE_BINDINGS = {'auth': 'default', 'contenttypes': 'default', "
+            "'shop': 'orders'}\n"
+        )
+        copies = "--settings=shop_site.copies"
+        result = self.run_ok("check", copies)
+        self.assertIn("(multidb.W001) These apps aren't bound", result.stderr)
+        self.assertIn("'admin', 'sessions'", result.stderr)
+        self.assertIn('HINT: Add the "*" entry to DATABASE_BINDINGS', result.stderr)
+        self.run_ok("migrate", copies, "--all-databases", "--verbosity=0")
+        self.assertIn("django_admin_log", tables(self.project)["orders"])
+        for alias in DATABASES:
+            self.run_ok("flush", copies, f"--database={alias}", "--no-input")
+        connection = sqlite3.connect(self.project / "orders.sqlite3")
+        try:
+            (schema,) = connection.execute(
+                "SELECT sql FROM sqlite_master WHERE name = 'django_admin_log'"
+            ).fetchone()
+        finally:
+            connection.close()
+        self.assertNotIn("REFERENCES", schema)
