@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""
+Run the whole test suite: install what it needs, then run tox.
+
+The tox envs need, besides Python packages that tox installs itself:
+
+- the PostgreSQL server binaries (initdb, pg_ctl) and libpq's headers
+  (pg_config), for the throwaway PostgreSQL servers and psycopg2;
+- the MariaDB server binaries (mariadb-install-db), for the throwaway
+  MariaDB server;
+- the MariaDB client headers and pkg-config, which mysqlclient builds with;
+- tox itself.
+
+What's missing is installed with apt-get (as root) and pip, each saying what
+it installs. Where that isn't possible (not root, no apt-get), one line says
+what to install, and nothing runs. Arguments go to tox:
+
+    python3 scripts/run_tests.py              # every env, as CI does
+    python3 scripts/run_tests.py -e sqlite    # one env
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+from _common import ROOT
+
+
+@dataclass
+class Requirement:
+    what: str
+    # The Debian packages that provide it.
+    packages: list[str]
+    present: Callable[[], bool]
+
+
+def command(name: str, *patterns: str) -> Callable[[], bool]:
+    def present() -> bool:
+        return shutil.which(name) is not None or any(
+            glob.glob(pattern) for pattern in patterns
+        )
+
+    return present
+
+
+def pkg_config(*modules: str) -> Callable[[], bool]:
+    def present() -> bool:
+        if shutil.which("pkg-config") is None:
+            return False
+        return any(
+            subprocess.run(["pkg-config", "--exists", module]).returncode == 0
+            for module in modules
+        )
+
+    return present
+
+
+REQUIREMENTS = [
+    Requirement(
+        "the PostgreSQL server binaries",
+        ["postgresql"],
+        command("initdb", "/usr/lib/postgresql/*/bin/initdb"),
+    ),
+    Requirement("libpq's headers (pg_config)", ["libpq-dev"], command("pg_config")),
+    Requirement(
+        "the MariaDB server binaries",
+        ["mariadb-server"],
+        command("mariadb-install-db", "/usr/bin/mysql_install_db"),
+    ),
+    Requirement(
+        "the MariaDB client headers",
+        ["libmariadb-dev", "pkg-config"],
+        pkg_config("libmariadb", "mysqlclient"),
+    ),
+]
+
+
+def install_system_packages() -> bool:
+    missing = [req for req in REQUIREMENTS if not req.present()]
+    if not missing:
+        return True
+    packages = sorted({package for req in missing for package in req.packages})
+    needed = "; ".join(f"{req.what} ({', '.join(req.packages)})" for req in missing)
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        print(
+            f"Missing: {needed}. Install the packages {' '.join(packages)} "
+            f"(e.g. sudo apt-get install {' '.join(packages)}) and run again.",
+            file=sys.stderr,
+        )
+        return False
+    print(f"Installing with apt-get: {' '.join(packages)}, for {needed}.", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for args in (["update", "-qq"], ["install", "-y", "-qq", *packages]):
+        result = subprocess.run(["apt-get", *args], env=env, stdout=subprocess.DEVNULL)
+        if result.returncode != 0:
+            print(
+                f"apt-get {' '.join(args)} failed (exit {result.returncode}): "
+                f"install {' '.join(packages)} and run again.",
+                file=sys.stderr,
+            )
+            return False
+    still = [req.what for req in missing if not req.present()]
+    if still:
+        print(f"Still missing after apt-get: {', '.join(still)}.", file=sys.stderr)
+        return False
+    return True
+
+
+def install_tox() -> bool:
+    check = [sys.executable, "-m", "tox", "--version"]
+    if subprocess.run(check, capture_output=True).returncode == 0:
+        return True
+    print("Installing with pip: tox>=4.", flush=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "tox>=4"]
+    )
+    if result.returncode != 0:
+        print(
+            f"pip couldn't install tox (exit {result.returncode}): install "
+            f"tox>=4 for {sys.executable} and run again.",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+def main() -> int:
+    if sys.version_info < (3, 10):
+        print("Python 3.10 or newer is needed (Django 5.2).", file=sys.stderr)
+        return 2
+    if not (install_system_packages() and install_tox()):
+        return 2
+    tox = [sys.executable, "-m", "tox", *sys.argv[1:]]
+    print(f"Running: {' '.join(tox)}", flush=True)
+    return subprocess.run(tox, cwd=ROOT).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
