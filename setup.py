@@ -1,13 +1,18 @@
 """
 Install the patched Django as the 'Django' distribution, so that packages that
 depend on Django accept it, with a PEP 440 local version such as
-5.2.19+multidb.1. ./django is built by scripts/vendor.py when it is missing or
-out of date.
+5.2.19+multidb.1. The package is built from patches/ and the pinned sdist by
+scripts/vendor.py in a temporary directory, which is removed afterwards: the
+source tree stays as it was (./django, if there is one, isn't used).
 """
 
+import atexit
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from setuptools import setup
@@ -17,36 +22,39 @@ ROOT = Path(__file__).resolve().parent
 
 def build_vendored_django():
     """
-    Run scripts/vendor.py. pip hides what a build prints unless it's run
-    with -v: where there's a terminal, vendor.py prints its progress there
-    (the first build downloads the sdist and applies the series).
+    Run scripts/vendor.py on a copy of scripts/ and patches/ in a temporary
+    directory and return that directory, which holds the patched django/.
+    What vendor.py prints goes to stderr, which pip shows with -v.
     """
-    try:
-        terminal = open("/dev/tty", "w")
-    except OSError:
-        terminal = None
-    try:
-        subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "vendor.py")],
-            check=True,
-            stdout=terminal,
-            stderr=terminal,
+    work = Path(tempfile.mkdtemp(prefix="django-multidb-build-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
+    for name in ["scripts", "patches"]:
+        shutil.copytree(
+            ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__")
         )
-    finally:
-        if terminal is not None:
-            terminal.close()
+    cached = ROOT / "build" / "sdist"
+    if cached.is_dir():
+        # The sdist vendor.py downloaded before (it checks the sha256 again).
+        shutil.copytree(cached, work / "build" / "sdist")
+    print(f"Building the patched Django in {work}.", file=sys.stderr, flush=True)
+    subprocess.run(
+        [sys.executable, str(work / "scripts" / "vendor.py")],
+        check=True,
+        stdout=sys.stderr,
+    )
+    return work
 
 
-def package_layout():
-    """Every package under django/ and the data files that go with them."""
+def package_layout(base):
+    """Every package under base/django/ and the data files that go with them."""
     packages, package_data = [], {}
-    for dirpath, dirnames, filenames in os.walk(ROOT / "django"):
+    for dirpath, dirnames, filenames in os.walk(base / "django"):
         dirnames[:] = [d for d in dirnames if d != "__pycache__"]
-        rel = Path(dirpath).relative_to(ROOT)
+        rel = Path(dirpath).relative_to(base)
         if "__init__.py" in filenames:
             packages.append(".".join(rel.parts))
     for package in packages:
-        package_dir = ROOT.joinpath(*package.split("."))
+        package_dir = base.joinpath(*package.split("."))
         data = []
         for dirpath, dirnames, filenames in os.walk(package_dir):
             dirnames[:] = [
@@ -64,14 +72,26 @@ def package_layout():
 
 
 def read_version():
-    sys.path.insert(0, str(ROOT))
-    from django.utils.version import get_version
+    """
+    The version of the patched package, without building it: the pinned
+    release (patches/UPSTREAM) and the series' MULTIDB_RELEASE label (set by
+    release-local-version.patch in django/utils/version.py).
+    """
+    pin = (ROOT / "patches" / "UPSTREAM").read_text()
+    version = re.search(r"^version = (\S+)$", pin, re.MULTILINE)[1]
+    patch = (ROOT / "patches" / "release-local-version.patch").read_text()
+    release = re.search(r"^\+MULTIDB_RELEASE = (\d+)$", patch, re.MULTILINE)[1]
+    return f"{version}+multidb.{release}"
 
-    return get_version()
 
-
-build_vendored_django()
-packages, package_data = package_layout()
+# pip asks for the metadata (egg_info, dist_info) before it builds the wheel,
+# each time in a new process: only the build needs the package.
+if {"egg_info", "dist_info"} & set(sys.argv[1:]):
+    work, packages, package_data = Path(tempfile.mkdtemp()), [], {}
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
+else:
+    work = build_vendored_django()
+    packages, package_data = package_layout(work)
 setup(
     name="Django",
     version=read_version(),
@@ -83,6 +103,7 @@ setup(
     python_requires=">=3.10",
     install_requires=["asgiref>=3.8.1", "sqlparse>=0.3.1"],
     packages=packages,
+    package_dir={"": str(work)},
     package_data=package_data,
     entry_points={
         "console_scripts": [
@@ -90,4 +111,9 @@ setup(
         ]
     },
     zip_safe=False,
+    # Nothing of the build in the source tree.
+    options={
+        "build": {"build_base": str(work / "setuptools")},
+        "egg_info": {"egg_base": str(work)},
+    },
 )
