@@ -120,17 +120,19 @@ class Tour:
                     CaptureQueriesContext(connections[alias])
                 )
             try:
-                # As the interactive interpreter, with the value of a last
-                # expression shown.
-                tree = ast.parse(code)
-                last = None
-                if tree.body and isinstance(tree.body[-1], ast.Expr):
-                    last = ast.Expression(tree.body.pop().value)
-                exec(compile(tree, "<demo>", "exec"), self.namespace)
-                if last is not None:
-                    value = eval(compile(last, "<demo>", "eval"), self.namespace)
-                    if value is not None:
-                        print(repr(value))
+                # As the interactive interpreter: one statement after the
+                # other, the value of each expression shown.
+                for statement in ast.parse(code).body:
+                    if isinstance(statement, ast.Expr):
+                        expression = ast.Expression(statement.value)
+                        value = eval(
+                            compile(expression, "<demo>", "eval"), self.namespace
+                        )
+                        if value is not None:
+                            print(repr(value))
+                    else:
+                        module = ast.Module([statement], type_ignores=[])
+                        exec(compile(module, "<demo>", "exec"), self.namespace)
             except Exception as exc:
                 last = traceback.extract_tb(exc.__traceback__)[-1]
                 print("Traceback (most recent call last):")
@@ -253,7 +255,9 @@ def tour_queries(tour: Tour) -> None:
     tour.step("pastel = Album.objects.create(title='Pastel Blues', artist=nina)")
     tour.step("order = Order.objects.create(album=pastel, quantity=2)")
     tour.step("nina._state.db, pastel._state.db, order._state.db")
-    tour.step("Artist.objects.using('default').count()")
+    tour.step(
+        "Artist.objects.using('default').count()  # On 'a': Artist is bound there."
+    )
 
 
 def tour_relations(tour: Tour) -> None:
@@ -354,7 +358,7 @@ def tour_commands(tour: Tour, directory: Path) -> None:
         database its model is bound to.""",
     )
     fixture = directory / "backup.json"
-    tour.namespace["fixture"] = str(fixture)
+    tour.step(f"fixture = {str(fixture)!r}")
     tour.step("call_command('dumpdata', 'music', 'shop', output=fixture, verbosity=0)")
     tour.step("Order.objects.all().delete(); Album.objects.all().delete()")
     tour.step("Artist.objects.all().delete()")
@@ -420,7 +424,7 @@ def tour_tenants(tour: Tour, directory: Path) -> None:
         request inside override_bindings() (examples/tenants serves it with
         uvicorn).""",
     )
-    tour.namespace["tenant_file"] = str(directory / "acme.sqlite3")
+    tour.step(f"tenant_file = {str(directory / 'acme.sqlite3')!r}")
     tour.step("from django.db.models.schema import add_database, remove_database")
     tour.step(
         """
