@@ -14,6 +14,7 @@ Warnings are compared without line numbers, which the patches shift.
 
 from __future__ import annotations
 
+import argparse
 import re
 import shutil
 import subprocess
@@ -105,6 +106,9 @@ def pristine_warnings() -> Counter:
 
 
 def main() -> int:
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     if not (TREE / "docs" / "conf.py").exists():
         raise ScriptError("build/tree is missing: run scripts/vendor.py first.")
     OUT.mkdir(parents=True, exist_ok=True)

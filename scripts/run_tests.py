@@ -13,7 +13,8 @@ The tox envs need, besides Python packages that tox installs itself:
 
 What's missing is installed with apt-get (as root) and pip, each saying what
 it installs. Where that isn't possible (not root, no apt-get), one line says
-what to install, and nothing runs. Arguments go to tox:
+what to install, and nothing runs. Arguments go to tox; with -e, only what
+the envs named need is installed:
 
     python3 scripts/run_tests.py              # every env, as CI does
     python3 scripts/run_tests.py -e sqlite    # one env
@@ -38,6 +39,8 @@ class Requirement:
     # The Debian packages that provide it.
     packages: list[str]
     present: Callable[[], bool]
+    # The tox envs that need it.
+    envs: set[str]
 
 
 def command(name: str, *patterns: str) -> Callable[[], bool]:
@@ -61,28 +64,55 @@ def pkg_config(*modules: str) -> Callable[[], bool]:
     return present
 
 
+POSTGRES = {"postgres", "postgres-psycopg3", "upstream-postgres", "bench"}
+MARIADB = {"mariadb", "bench"}
 REQUIREMENTS = [
     Requirement(
         "the PostgreSQL server binaries",
         ["postgresql"],
         command("initdb", "/usr/lib/postgresql/*/bin/initdb"),
+        POSTGRES,
     ),
-    Requirement("libpq's headers (pg_config)", ["libpq-dev"], command("pg_config")),
+    Requirement(
+        "libpq's headers (pg_config)", ["libpq-dev"], command("pg_config"), POSTGRES
+    ),
     Requirement(
         "the MariaDB server binaries",
         ["mariadb-server"],
         command("mariadb-install-db", "/usr/bin/mysql_install_db"),
+        MARIADB,
     ),
     Requirement(
         "the MariaDB client headers",
         ["libmariadb-dev", "pkg-config"],
         pkg_config("libmariadb", "mysqlclient"),
+        MARIADB,
     ),
 ]
 
 
-def install_system_packages() -> bool:
-    missing = [req for req in REQUIREMENTS if not req.present()]
+def chosen_envs(args: list[str]) -> set[str] | None:
+    """The envs named with -e (or --env, TOXENV), or None for every env."""
+    names = os.environ.get("TOXENV", "")
+    if "--" in args:
+        # What follows goes to the envs' commands.
+        args = args[: args.index("--")]
+    for i, arg in enumerate(args):
+        if arg in ("-e", "--env") and i + 1 < len(args):
+            names = args[i + 1]
+        elif arg.startswith(("-e", "--env=")) and arg not in ("-e", "--env"):
+            names = arg.removeprefix("--env=").removeprefix("-e")
+    if not names or "ALL" in names.split(","):
+        return None
+    return set(names.split(","))
+
+
+def install_system_packages(envs: set[str] | None) -> bool:
+    missing = [
+        req
+        for req in REQUIREMENTS
+        if (envs is None or envs & req.envs) and not req.present()
+    ]
     if not missing:
         return True
     packages = sorted({package for req in missing for package in req.packages})
@@ -131,10 +161,13 @@ def install_tox() -> bool:
 
 
 def main() -> int:
-    if sys.version_info < (3, 10):
-        print("Python 3.10 or newer is needed (Django 5.2).", file=sys.stderr)
+    if sys.argv[1:2] in (["-h"], ["--help"]):
+        print(__doc__.strip())
+        return 0
+    if sys.version_info < (3, 11):
+        print("Python 3.11 or newer is needed (Sphinx, for the docs).", file=sys.stderr)
         return 2
-    if not (install_system_packages() and install_tox()):
+    if not (install_system_packages(chosen_envs(sys.argv[1:])) and install_tox()):
         return 2
     tox = [sys.executable, "-m", "tox", *sys.argv[1:]]
     print(f"Running: {' '.join(tox)}", flush=True)
