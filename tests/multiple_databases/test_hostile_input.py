@@ -86,10 +86,9 @@ class MalformedBindingsTests(SimpleTestCase):
 
     def test_checks_of_the_real_settings_pass(self):
         errors = checks.run_checks(tags=[checks.Tags.models])
-        self.assertEqual(
-            [e for e in errors if e.id.startswith("multidb") and not e.is_silenced()],
-            [],
-        )
+        # The tests keep unbound models on every database on purpose.
+        errors = [e for e in errors if e.id != "multidb.W001"]
+        self.assertEqual([e for e in errors if e.id.startswith("multidb")], [])
         self.assertEqual(Widget._meta.db_connection, "b")
 
     def test_unknown_labels_still_e005(self):

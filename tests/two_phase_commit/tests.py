@@ -1106,7 +1106,8 @@ def finish_foreign_transaction(alias, gid):
 
 
 def run_checks():
-    return [error for error in checks.run_checks() if not error.is_silenced()]
+    # The tests keep unbound models on every database on purpose.
+    return [error for error in checks.run_checks() if error.id != "multidb.W001"]
 
 
 class CoordinatorCheckTests(SimpleTestCase):
