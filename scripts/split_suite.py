@@ -32,8 +32,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import BUILD, ROOT, TREE, ScriptError, run_main
 from run_upstream import POSTGRES_SETTINGS, prepare_tree, runtests, unlink_fork_apps
+
+from _common import BUILD, ROOT, ScriptError, run_main
 
 EXPECTED = ROOT / "tests" / "split_expected.txt"
 # The reasons a test may differ split, and why each is no wrong answer.
@@ -158,7 +159,9 @@ _BLOCK = re.compile(
 def problems(log: Path) -> dict[str, str]:
     """Each failing test of a runtests.py log, with the kind of its failure."""
     found = {}
-    for outcome, _name, test_id, trace in _BLOCK.findall(log.read_text("utf-8", "replace")):
+    for outcome, _name, test_id, trace in _BLOCK.findall(
+        log.read_text("utf-8", "replace")
+    ):
         found[test_id] = kind_of(outcome, trace)
     return found
 
@@ -233,7 +236,9 @@ def run(args, settings_dir: Path) -> int:
             f"DATABASE_BINDINGS = {dict(bindings, **{'*': 'default'})!r}\n"
         )
         log = BUILD / f"split-{args.db}-{name}.log"
-        result = runtests(tree, labels, module, [tree, settings_dir], args.parallel, log)
+        result = runtests(
+            tree, labels, module, [tree, settings_dir], args.parallel, log
+        )
         outcomes[name] = (result, problems(log))
         print(
             f"\n{name}: {result['tests']} tests, {len(result['failures'])} failing "
