@@ -48,6 +48,23 @@ class UndeclaredDatabasesTests(TestCase):
         self.assertIn("1. [a] SELECT COUNT(*)", message)
         self.assertIn("2. [b] SELECT COUNT(*)", message)
 
+    def test_assert_num_queries_captures_queries_in_order(self):
+        # As upstream's context does, for tests that read the SQL.
+        with self.assertNumQueries(3) as captured:
+            Widget.objects.count()
+            Artist.objects.exists()
+            Widget.objects.exists()
+        self.assertEqual(len(captured), 3)
+        self.assertIn("COUNT(*)", captured[0]["sql"])
+        self.assertIn('"multiple_databases_artist"', captured[1]["sql"])
+        self.assertIn(
+            '"multiple_databases_widget"', captured.captured_queries[2]["sql"]
+        )
+        self.assertEqual(
+            [query["sql"] for query in captured],
+            [query["sql"] for query in captured.captured_queries],
+        )
+
 
 class DeclaredDatabasesTests(TestCase):
     databases = {"default"}
