@@ -150,7 +150,9 @@ def split_bindings(found: dict[str, list[list[str]]], half: int) -> dict[str, st
 
 
 _BLOCK = re.compile(
-    r"^=+\n(FAIL|ERROR|UNEXPECTED SUCCESS): (\S+) \(([^)\s]+)\)\n.*?\n-+\n"
+    # The header, an optional docstring line, the dashes, the traceback.
+    r"^=+\n(FAIL|ERROR|UNEXPECTED SUCCESS): (\S+) \(([^)\s]+)\)\n"
+    r"(?:[^\n]*\n)?-{20,}\n"
     r"(.*?)(?=\n=+\n(?:FAIL|ERROR|UNEXPECTED)|\n-{20,}\nRan )",
     re.MULTILINE | re.DOTALL,
 )

@@ -14,6 +14,7 @@ from django.db.models import Count, F, Q
 from django.db.models.binding import override_bindings
 from django.db.models.schema import drop_models, install_models
 from django.test import TestCase, TransactionTestCase, override_settings
+from django.test.utils import isolate_apps
 
 from .models import (
     MODELS,
@@ -256,6 +257,10 @@ def reads():
             ),
             ids(Book.objects.filter(author__name=F("title"))),
             ids(Book.objects.filter(title__gt=F("author__name"))),
+        ],
+        "select_related objects used further": lambda: [
+            (b.author.name, b.author.books.count(), str(b.author.country))
+            for b in Book.objects.select_related("author__country").order_by("id")
         ],
         "same related row under | and ~": lambda: [
             ids(
@@ -612,6 +617,40 @@ class RefusalTests(SplitTestCase):
         with self.assertNumQueries(0, using="a"), self.assertNumQueries(0, using="b"):
             with self.assertRaisesMessage(NotSupportedError, message):
                 list(queryset())
+
+    def test_extra_table_of_another_database_refused(self):
+        self.assertRefused(
+            lambda: Book.objects.extra(
+                tables=["relations_across_databases_author"],
+                where=["relations_across_databases_author.id = author_id"],
+            ),
+            "extra(tables=...) names relations_across_databases_author, the table "
+            "of relations_across_databases.Author, which lives on the database "
+            "'a': a query on 'b' can't read it.",
+        )
+        # A table of the query's database may be named.
+        self.assertEqual(
+            len(Book.objects.extra(tables=["relations_across_databases_note"])),
+            Book.objects.count() * Note.objects.count(),
+        )
+
+    def test_joins_after_installed_apps_changed(self):
+        # A query while the apps are others fills the caches of where tables
+        # are; they don't outlive the change.
+        with self.settings(INSTALLED_APPS=["django.contrib.contenttypes"]):
+            with isolate_apps("django.contrib.contenttypes"):
+                # Defining a model clears them.
+                meta = type("Meta", (), {"app_label": "contenttypes"})
+                type("Defined", (models.Model,), {"__module__": __name__, "Meta": meta})
+            ContentType.objects.count()
+        self.assertEqual(
+            ids(Book.objects.filter(author__name="Ann")),
+            sorted(
+                Book.objects.filter(
+                    author__in=list(Author.objects.filter(name="Ann"))
+                ).values_list("pk", flat=True)
+            ),
+        )
 
     def test_select_for_update_of_another_database_refused(self):
         msg = (
