@@ -20,7 +20,7 @@ from django.db.models.binding import override_bindings
 from django.test import TransactionTestCase
 from multiple_databases.models import Part, Vehicle, Widget
 
-from .models import Author, Book, Chapter, Country, Note
+from .models import Author, Book, Chapter, Country, Loan, Note
 from .test_commands import CommandsTestCase, count
 from .tests import APP
 
@@ -70,6 +70,19 @@ class CopyConstraintTests(TransactionTestCase):
         self.assertIsNone(crossdb.editing_alias())
         with override_bindings({f"{APP}.Author": "default"}):
             self.assertIs(Book._meta.get_field("author").db_constraint, True)
+
+    def test_copy_has_no_constraint_to_an_unbound_table_read_elsewhere(self):
+        # Chapter, bound to 'a', relates to Book, which isn't bound: a query
+        # of books naming 'a' reads them on default (as create_permissions()
+        # reads content types, then writes permissions to a copy). Loan's
+        # copy on 'a' refers to them there.
+        with override_bindings({f"{APP}.Chapter": "a"}):
+            self.create("a", Country, Author, Book, Loan)
+        self.assertEqual(foreign_keys("a", Loan._meta.db_table), {})
+        self.assertEqual(
+            foreign_keys("a", Book._meta.db_table),
+            {"author_id": Author._meta.db_table, "editor_id": Author._meta.db_table},
+        )
 
     def test_install_builds_copies_the_same_way(self):
         with override_bindings({f"{APP}.Author": "default"}):

@@ -10,7 +10,7 @@ from contextlib import ExitStack
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.db import NotSupportedError, connections, models, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 from django.db.models.binding import override_bindings
 from django.db.models.schema import drop_models, install_models
 from django.test import TestCase, TransactionTestCase, override_settings
@@ -261,6 +261,31 @@ def reads():
         "select_related objects used further": lambda: [
             (b.author.name, b.author.books.count(), str(b.author.country))
             for b in Book.objects.select_related("author__country").order_by("id")
+        ],
+        "subqueries and unions of other databases": lambda: [
+            sorted(
+                Book.objects.values_list("title", flat=True).union(
+                    Country.objects.values_list("name", flat=True),
+                    Author.objects.values_list("name", flat=True),
+                )
+            ),
+            ids(
+                Author.objects.filter(
+                    Exists(Book.objects.filter(author=OuterRef("pk"), pages__gt=100))
+                )
+            ),
+            list(
+                Author.objects.annotate(
+                    first=Subquery(
+                        Book.objects.filter(author=OuterRef("pk"))
+                        .order_by("title")
+                        .values("title")[:1]
+                    )
+                )
+                .order_by("id")
+                .values_list("first", flat=True)
+            ),
+            ids(Book.objects.filter(author__in=Author.objects.order_by("id")[:1])),
         ],
         "same related row under | and ~": lambda: [
             ids(
