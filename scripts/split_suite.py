@@ -45,7 +45,7 @@ from _common import BUILD, ROOT, ScriptError, run_main
 
 EXPECTED = ROOT / "tests" / "split_expected.txt"
 # The reasons a test may differ split, and why each is no wrong answer.
-REASONS = {"query-count", "sql-text", "names-database"}
+REASONS = {"query-count", "sql-text", "names-database", "refusal"}
 LABELS = [
     "aggregation",
     "aggregation_regress",
@@ -209,10 +209,25 @@ def kind_of(outcome: str, trace: str) -> str:
     return "crash"
 
 
-def read_expected() -> dict[str, str]:
+def read_expected(db: str) -> dict[str, str]:
+    """{test id: reason} of the tests listed for db."""
     expected = {}
     if not EXPECTED.exists():
         return expected
+    for number, line in enumerate(EXPECTED.read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        test_id, reason, *only = line.split()
+        if reason not in REASONS or not set(only) <= {"sqlite", "postgres"}:
+            raise ScriptError(
+                f"{EXPECTED.name}:{number}: expected a test id, a reason (one "
+                f"of {', '.join(sorted(REASONS))}) and optionally the "
+                f"databases it differs on (sqlite, postgres): {line!r}."
+            )
+        if not only or db in only:
+            expected[test_id] = reason
+    return expected
     for number, line in enumerate(EXPECTED.read_text().splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
@@ -282,7 +297,7 @@ def run(args, settings_dir: Path) -> int:
 
 
 def report(db: str, labels, found, outcomes) -> int:
-    expected = read_expected()
+    expected = read_expected(db)
     one_result, one_failing = outcomes["one"]
     table = {}
     unlisted = []

@@ -258,6 +258,12 @@ def reads():
             ids(Book.objects.filter(author__name=F("title"))),
             ids(Book.objects.filter(title__gt=F("author__name"))),
         ],
+        "grouped by the key of another database's table": lambda: [
+            (b.title, b.author.name, b.n)
+            for b in Book.objects.select_related("author")
+            .annotate(n=Count("chapters"))
+            .order_by("id")
+        ],
         "select_related objects used further": lambda: [
             (b.author.name, b.author.books.count(), str(b.author.country))
             for b in Book.objects.select_related("author__country").order_by("id")
