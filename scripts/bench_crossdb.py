@@ -5,10 +5,13 @@ with both models on one database, in one run, side by side:
 
 - a filter through a foreign key (Order.objects.filter(customer__tier__lt=K),
   the orders fetched as (id, total) rows) matching 1,000, 10,000 and 100,000
-  customers: on one database a join, across two a query on the customers'
-  database whose keys feed the orders' query;
-- 10,000 orders with their customers: select_related() on one database,
-  prefetch_related() across two.
+  customers;
+- 10,000 orders with their customers (select_related());
+- 10,000 orders ordered by their customer's name;
+- 10,000 customers annotated with the Count() of their orders.
+
+On one database each is a join; across two, the customers' (or orders')
+rows are read from the other database and joined in as a derived table.
 
     python scripts/bench_crossdb.py [--db sqlite|postgres] [--rounds 3]
 
@@ -34,6 +37,7 @@ from vendor import vendor
 CUSTOMERS = 100_000
 MATCHES = [1_000, 10_000, 100_000]
 PREFETCHED = 10_000
+ORDERED = 10_000
 
 APP_MODELS = """
 from django.db import models
@@ -55,7 +59,7 @@ import django
 from django.conf import settings
 
 layout, engine, rounds, prefix = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-customers, matches, prefetched = json.loads(sys.argv[5])
+customers, matches, prefetched, ordered = json.loads(sys.argv[5])
 
 
 def database(index, name):
@@ -86,6 +90,7 @@ settings.configure(
 )
 django.setup()
 from django.db.models.schema import install_models
+from django.db.models import Count
 from multidb_bench_crossdb.models import Customer, Order
 
 install_models([Customer, Order])
@@ -119,16 +124,33 @@ for count in matches:
 
 
 def related():
-    if layout == "split":
-        orders = Order.objects.prefetch_related("customer")
-    else:
-        orders = Order.objects.select_related("customer")
-    return [order.customer.name for order in orders.order_by("id")[:prefetched]]
+    orders = Order.objects.select_related("customer").order_by("id")[:prefetched]
+    return [order.customer.name for order in orders]
 
 
 seconds, names = best(related)
 assert len(names) == prefetched
 results[f"related {prefetched}"] = seconds
+
+seconds, rows = best(
+    lambda: list(
+        Order.objects.filter(customer__tier__lt=ordered)
+        .order_by("customer__name", "id")
+        .values_list("id", "customer__name")
+    )
+)
+assert len(rows) == ordered
+results[f"ordered {ordered}"] = seconds
+
+seconds, rows = best(
+    lambda: list(
+        Customer.objects.filter(tier__lt=ordered)
+        .annotate(n=Count("order"))
+        .values_list("id", "n")
+    )
+)
+assert len(rows) == ordered and all(n == 1 for _, n in rows)
+results[f"counted {ordered}"] = seconds
 json.dump(results, sys.stdout)
 """
 
@@ -153,7 +175,7 @@ def main() -> int:
         return run_with_clusters([sys.executable, *sys.argv], 2, durable=False)
     vendor()
     engine = "sqlite3" if args.db == "sqlite" else "postgresql"
-    sizes = [CUSTOMERS, MATCHES, PREFETCHED]
+    sizes = [CUSTOMERS, MATCHES, PREFETCHED, ORDERED]
     times = {}
     with tempfile.TemporaryDirectory() as tmp:
         app = Path(tmp) / "multidb_bench_crossdb"
@@ -180,6 +202,8 @@ def main() -> int:
     labels = {
         "filter": "filter through the foreign key, {} rows",
         "related": "{} orders with their customer",
+        "ordered": "ordered by the customer's name, {} rows",
+        "counted": "customers annotated with Count, {} rows",
     }
     print(f"  {'query':<44} {'one':>10} {'split':>10} {'ratio':>7}")
     for case in times["one"]:
