@@ -264,6 +264,20 @@ def reads():
             .annotate(n=Count("chapters"))
             .order_by("id")
         ],
+        "two tables of the other database in a row": lambda: [
+            sorted(
+                Author.objects.filter(books__title="Alpha").values_list(
+                    "name", "books__notes__text"
+                ),
+                key=str,
+            ),
+            sorted(
+                Author.objects.filter(name="Ann").values_list(
+                    "books__title", "books__notes__text"
+                ),
+                key=str,
+            ),
+        ],
         "select_related objects used further": lambda: [
             (b.author.name, b.author.books.count(), str(b.author.country))
             for b in Book.objects.select_related("author__country").order_by("id")
@@ -664,6 +678,13 @@ class RefusalTests(SplitTestCase):
             len(Book.objects.extra(tables=["relations_across_databases_note"])),
             Book.objects.count() * Note.objects.count(),
         )
+
+    def test_sql_of_a_query_on_another_database_than_default(self):
+        # str(query) compiles on default; the query runs on 'b', where Book
+        # is, and nothing is read to show it.
+        with self.assertNumQueries(0, using="a"), self.assertNumQueries(0, using="b"):
+            sql = str(Book.objects.filter(title="Alpha").query)
+        self.assertIn('FROM "relations_across_databases_book"', sql)
 
     def test_joins_after_installed_apps_changed(self):
         # A query while the apps are others fills the caches of where tables
