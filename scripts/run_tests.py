@@ -64,7 +64,13 @@ def pkg_config(*modules: str) -> Callable[[], bool]:
     return present
 
 
-POSTGRES = {"postgres", "postgres-psycopg3", "upstream-postgres", "bench"}
+POSTGRES = {
+    "postgres",
+    "postgres-psycopg3",
+    "split-postgres",
+    "upstream-postgres",
+    "bench",
+}
 MARIADB = {"mariadb", "bench"}
 REQUIREMENTS = [
     Requirement(
