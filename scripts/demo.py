@@ -263,22 +263,22 @@ def tour_queries(tour: Tour) -> None:
 def tour_relations(tour: Tour) -> None:
     tour.section(
         "Relations across databases",
-        """A foreign key to a model on another database works without a join:
-        following it runs a query on the other database, and a filter through
-        it runs one query per database. A query that would need a join across
-        databases says so.""",
+        """A foreign key to a model on another database works as on one
+        database: following it runs a query on the other database, and a query
+        through it (a filter, an ordering, an annotation) reads the rows it
+        needs from the other database and joins them in.""",
     )
     tour.step("Album.objects.get(title='Pastel Blues').artist.name")
     tour.step("nina.album_set.count()")
     tour.step("Order.objects.get().album.artist.name")
     tour.step("Album.objects.filter(artist__name='Nina Simone').count()")
     tour.step(
-        "[(a.title, a.artist.name) for a in Album.objects.prefetch_related('artist')]"
+        "[(a.title, a.artist.name) for a in Album.objects.select_related('artist')]"
     )
     tour.step("Album.objects.values('title', 'artist__name').first()")
-    tour.step(
-        "Album.objects.order_by('artist__name').first()", raises="NotSupportedError"
-    )
+    tour.step("Album.objects.order_by('artist__name').first().title")
+    tour.step("from django.db.models import Count")
+    tour.step("Artist.objects.annotate(n=Count('album')).values_list('name', 'n')")
 
 
 def tour_transactions(tour: Tour) -> None:

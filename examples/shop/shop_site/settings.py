@@ -90,9 +90,9 @@ DATABASES = {
     },
 }
 
-# auth.Permission orders by its content type: auth and contenttypes live
-# together (the check multidb.E009 says so otherwise). '*' puts every other
-# app (admin, sessions) on default only.
+# auth and contenttypes live together on users, permissions beside their
+# content types (auth alone could move too). '*' puts every other app
+# (admin, sessions) on default only.
 DATABASE_BINDINGS = {
     'auth': 'users',
     'contenttypes': 'users',
