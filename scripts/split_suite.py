@@ -198,8 +198,6 @@ def problems(log: Path) -> dict[str, str]:
 
 def kind_of(outcome: str, trace: str) -> str:
     last = trace.strip().splitlines()[-1] if trace.strip() else ""
-    if "assertNumQueries" in trace or "queries executed" in trace:
-        return "query-count"
     if outcome == "FAIL":
         return "wrong-result"
     if "no such table" in last or "does not exist" in last and "relation" in last:
@@ -303,7 +301,7 @@ def report(db: str, labels, found, outcomes) -> int:
     unlisted = []
     for label in labels:
         table[label] = {"models": sum(map(len, found[label]))}
-    kinds = ["wrong-result", "wrong-database", "refusal", "crash", "query-count"]
+    kinds = ["wrong-result", "wrong-database", "refusal", "crash"]
     for name in ("split1", "split2"):
         result, failing = outcomes[name]
         if result["tests"] != one_result["tests"]:
