@@ -10,11 +10,20 @@ from contextlib import ExitStack
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.db import NotSupportedError, connections, models, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    FilteredRelation,
+    OuterRef,
+    Q,
+    Subquery,
+)
 from django.db.models.binding import override_bindings
+from django.db.models.expressions import RawSQL
 from django.db.models.schema import drop_models, install_models
 from django.test import TestCase, TransactionTestCase, override_settings
-from django.test.utils import isolate_apps
+from django.test.utils import CaptureQueriesContext, isolate_apps
 
 from .models import (
     MODELS,
@@ -402,6 +411,35 @@ def reads():
             Book.objects.get(author__name="Cid").title,
             Author.objects.filter(books__tags__name="poetry").distinct().count(),
         ],
+        "columns named in SQL text or join conditions": lambda: [
+            sorted(
+                Book.objects.filter(author__name__in=["Ann", "Cid"])
+                .annotate(
+                    n=RawSQL('LENGTH("relations_across_databases_author"."name")', [])
+                )
+                .values_list("title", "n")
+            ),
+            sorted(
+                Book.objects.filter(pages__gt=0)
+                .extra(select={"who": '"relations_across_databases_author"."name"'})
+                .filter(author__name__gt="")
+                .values_list("title", "who")
+            ),
+            sorted(
+                Author.objects.annotate(
+                    long_books=FilteredRelation(
+                        "books", condition=Q(books__pages__gt=F("pk"))
+                    )
+                )
+                .filter(long_books__isnull=False)
+                .values_list("name", "long_books__title")
+            ),
+            sorted(
+                Book.objects.filter(
+                    author__name__in=["Ann", "Dee"], notes__text__startswith="n"
+                ).values_list("title", "author__country__name", "notes__text")
+            ),
+        ],
         "annotation of own relations": lambda: sorted(
             Author.objects.filter(country__name="France").values_list("name", flat=True)
         ),
@@ -650,6 +688,24 @@ class SplitTestCase(TestCase):
         override.enable()
         self.addCleanup(override.disable)
         install_models(MODELS)
+
+
+class RowsReadTests(SplitTestCase):
+    def test_only_the_columns_used_are_read(self):
+        seed()
+        with CaptureQueriesContext(connections["a"]) as on_a:
+            with CaptureQueriesContext(connections["b"]) as on_b:
+                found = ids(Book.objects.filter(author__name="Ann", pages__gt=0))
+        self.assertEqual(
+            found, ids(Book.objects.filter(author=Author.objects.get(name="Ann")))
+        )
+        # The authors' rows are read on 'a' with the condition on their name;
+        # the query on 'b' joins their keys and doesn't test it again.
+        [read] = on_a.captured_queries
+        self.assertIn('"name"', read["sql"])
+        [query] = on_b.captured_queries
+        self.assertNotIn('"name"', query["sql"])
+        self.assertIn('"pages"', query["sql"])
 
 
 class RefusalTests(SplitTestCase):
