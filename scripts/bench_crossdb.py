@@ -11,9 +11,11 @@ with both models on one database, in one run, side by side:
 - 10,000 customers annotated with the Count() of their orders.
 
 On one database each is a join; across two, the customers' (or orders')
-rows are read from the other database and joined in as a derived table.
+rows are read from the other database and joined in as a derived table:
+the rows and bytes of that table, sent as query parameters, are reported
+beside the times.
 
-    python scripts/bench_crossdb.py [--db sqlite|postgres] [--rounds 3]
+    python scripts/bench_crossdb.py [--db sqlite|postgres] [--rounds 5]
 
 SQLite uses database files; PostgreSQL two throwaway servers (the orders on
 one, the customers on the other when split). Each configuration runs in a
@@ -89,6 +91,7 @@ settings.configure(
     DEFAULT_AUTO_FIELD="django.db.models.AutoField",
 )
 django.setup()
+from django.db import connections
 from django.db.models.schema import install_models
 from django.db.models import Count
 from multidb_bench_crossdb.models import Customer, Order
@@ -103,13 +106,37 @@ Order.objects.bulk_create(
 )
 
 
+# (rows, bytes) of the rows of another database sent as parameters.
+def shipped_rows(params):
+    rows = size = 0
+    for param in params or ():
+        if isinstance(param, list):  # PostgreSQL: one array per column.
+            rows = max(rows, len(param))
+            size += len("{%s}" % ",".join(map(str, param)))
+        elif isinstance(param, str) and param.startswith("["):  # SQLite: JSON.
+            rows = max(rows, len(json.loads(param)))
+            size += len(param.encode())
+    return rows, size
+
+
 def best(function):
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
         result = function()
         times.append(time.perf_counter() - start)
-    return min(times), result
+    shipped = [0, 0]
+
+    def measure(execute, sql, params, many, context):
+        rows, size = shipped_rows(params)
+        shipped[0] += rows
+        shipped[1] += size
+        return execute(sql, params, many, context)
+
+    with connections["a"].execute_wrapper(measure):
+        with connections["b"].execute_wrapper(measure):
+            function()
+    return [min(times), *shipped], result
 
 
 results = {}
@@ -167,7 +194,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     if args.db == "postgres" and not os.environ.get("MULTIDB_PGHOSTS"):
         from pgcluster import run_with_clusters
@@ -205,12 +232,20 @@ def main() -> int:
         "ordered": "ordered by the customer's name, {} rows",
         "counted": "customers annotated with Count, {} rows",
     }
-    print(f"  {'query':<44} {'one':>10} {'split':>10} {'ratio':>7}")
+    print(
+        f"  {'query':<44} {'one':>10} {'split':>10} {'ratio':>7} "
+        f"{'rows sent':>10} {'bytes sent':>11}"
+    )
     for case in times["one"]:
-        one, split = times["one"][case] * 1000, times["split"][case] * 1000
+        one = times["one"][case][0] * 1000
+        split, rows, size = times["split"][case]
+        split *= 1000
         kind, count = case.split()
         label = labels[kind].format(f"{int(count):,}")
-        print(f"  {label:<44} {one:>7.1f} ms {split:>7.1f} ms {split / one:>6.2f}x")
+        print(
+            f"  {label:<44} {one:>7.1f} ms {split:>7.1f} ms {split / one:>6.2f}x "
+            f"{rows:>10,} {size:>11,}"
+        )
     return 0
 
 
