@@ -25,6 +25,11 @@ of each test still runs.
 
 The per-app table is printed at the end and written to
 build/split-<db>.json.
+
+Without labels, Django's auth_tests then run on one database and with the
+one setting DATABASE_BINDINGS = {"auth": "users"} (auth moved to a database
+of its own, contenttypes staying on default); each test that differs must
+be listed in tests/split_expected.txt too.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from _common import BUILD, ROOT, ScriptError, run_main
 
 EXPECTED = ROOT / "tests" / "split_expected.txt"
 # The reasons a test may differ split, and why each is no wrong answer.
-REASONS = {"query-count", "sql-text", "names-database", "refusal"}
+REASONS = {"query-count", "sql-text", "names-database", "own-databases", "refusal"}
 LABELS = [
     "aggregation",
     "aggregation_regress",
@@ -74,6 +79,11 @@ LABELS = [
     "select_related_onetoone",
     "update",
 ]
+
+# Moved by a setting alone: Django's auth_tests with auth on a database of
+# its own, contenttypes and the rest on default.
+MOVED_LABEL = "auth_tests"
+MOVED_BINDINGS = {"auth": "users"}
 
 # In the split runs, assertNumQueries() runs its block and checks no count:
 # a query across databases adds the queries that read the other database's
@@ -226,18 +236,6 @@ def read_expected(db: str) -> dict[str, str]:
         if not only or db in only:
             expected[test_id] = reason
     return expected
-    for number, line in enumerate(EXPECTED.read_text().splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        test_id, _, reason = line.partition(" ")
-        if reason.strip() not in REASONS:
-            raise ScriptError(
-                f"{EXPECTED.name}:{number}: the reason must be one of "
-                f"{', '.join(sorted(REASONS))}, not {reason.strip()!r}."
-            )
-        expected[test_id] = reason.strip()
-    return expected
 
 
 def main() -> int:
@@ -291,7 +289,57 @@ def run(args, settings_dir: Path) -> int:
             f"({len(bindings or ())} models bound to 'other'). Log: {log}\n",
             flush=True,
         )
-    return report(args.db, labels, found, outcomes)
+    failed = report(args.db, labels, found, outcomes)
+    if not args.labels:
+        failed |= run_moved(args, settings_dir, tree, base)
+    return failed
+
+
+def run_moved(args, settings_dir: Path, tree: Path, base: str) -> int:
+    """
+    Django's auth_tests on one database, then with only the setting
+    DATABASE_BINDINGS = MOVED_BINDINGS (and a database 'users'); each test
+    that differs must be listed in split_expected.txt.
+    """
+    users = '{"ENGINE": "django.db.backends.sqlite3"}'
+    if args.db == "postgres":
+        users = '{**DATABASES["other"], "NAME": "django3"}'
+    outcomes = {}
+    for name, text in {
+        "one": "",
+        "moved": f"DATABASES['users'] = {users}\n"
+        f"DATABASE_BINDINGS = {MOVED_BINDINGS!r}\n",
+    }.items():
+        module = f"moved_{name}"
+        (settings_dir / f"{module}.py").write_text(
+            f"from {base} import *  # noqa\n\n{text}"
+        )
+        log = BUILD / f"split-{args.db}-auth-{name}.log"
+        result = runtests(
+            tree, [MOVED_LABEL], module, [tree, settings_dir], args.parallel, log
+        )
+        outcomes[name] = (result, problems(log))
+    (one, one_failing), (moved, moved_failing) = outcomes["one"], outcomes["moved"]
+    expected = {
+        test_id: reason
+        for test_id, reason in read_expected(args.db).items()
+        if test_id.startswith(MOVED_LABEL + ".")
+    }
+    differing = sorted(set(moved_failing) - set(one_failing))
+    unlisted = [test_id for test_id in differing if test_id not in expected]
+    stale = sorted(set(expected) - set(differing))
+    passing = one["tests"] - len(one_failing)
+    print(
+        f"{MOVED_LABEL} with DATABASE_BINDINGS = {MOVED_BINDINGS!r}: "
+        f"{moved['tests']} tests ran ({one['tests']} on one database), "
+        f"{len(differing)} of the {passing} that pass on one database differ, "
+        f"{len(differing) - len(unlisted)} of them listed."
+    )
+    for test_id in unlisted:
+        print(f"  moved {moved_failing[test_id]}: {test_id}")
+    for test_id in stale:
+        print(f"  passes moved, remove it from {EXPECTED.name}: {test_id}")
+    return 1 if unlisted or stale else 0
 
 
 def report(db: str, labels, found, outcomes) -> int:

@@ -17,6 +17,7 @@ from io import StringIO
 from unittest import mock
 
 from django.contrib.auth.management.commands import changepassword
+from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.db import connections
 from django.db.models.binding import override_bindings
@@ -166,6 +167,39 @@ class DumpLoadTests(CommandsTestCase):
         self.assertIn("Installed 2 object(s) from 1 fixture(s)", out.getvalue())
         self.assertEqual((count("b", Country), count("a", Author)), (1, 1))
         self.assertEqual(Author.objects.get().country.name, "Peru")
+
+    def test_loaddata_database_skips_natural_keys_of_other_databases(self):
+        # auth bound to 'a': loading into 'default' skips the group and the
+        # user, whose groups, named by natural key, aren't looked for there.
+        fixture = self.fixture_file(
+            json.dumps(
+                [
+                    {"model": "auth.group", "pk": 1, "fields": {"name": "editors"}},
+                    {
+                        "model": "auth.user",
+                        "pk": 1,
+                        "fields": {
+                            "username": "ann",
+                            "password": "!",
+                            "groups": [["editors"]],
+                        },
+                    },
+                ]
+            )
+        )
+        with override_bindings({"auth": "a"}):
+            out = StringIO()
+            call_command("loaddata", fixture, database="default", stdout=out)
+            self.assertIn("Installed 0 object(s) (of 2)", out.getvalue())
+            call_command("loaddata", fixture, database="a", verbosity=0)
+            self.assertEqual(
+                list(User.objects.values_list("username", "groups__name")),
+                [("ann", "editors")],
+            )
+        self.assertEqual(
+            (Group.objects.using("default").count(), Group.objects.using("a").count()),
+            (0, 1),
+        )
 
     def test_failed_load_changes_no_database(self):
         self.installed(SPLIT)
