@@ -105,6 +105,7 @@ def ids(queryset):
 
 def reads():
     """Operations that only read: name -> callable returning a plain value."""
+    qn = connections["default"].ops.quote_name
     return {
         "forward fk": lambda: [
             (b.title, b.author.name) for b in Book.objects.order_by("id")
@@ -314,7 +315,10 @@ def reads():
                 .order_by("id")
                 .values_list("first", flat=True)
             ),
-            ids(Book.objects.filter(author__in=Author.objects.order_by("id")[:1])),
+            # MariaDB and MySQL don't take a sliced subquery after IN.
+            ids(Book.objects.filter(author__in=Author.objects.order_by("id")[:1]))
+            if connections["default"].features.allow_sliced_subqueries_with_in
+            else None,
         ],
         "same related row under | and ~": lambda: [
             ids(
@@ -414,14 +418,12 @@ def reads():
         "columns named in SQL text or join conditions": lambda: [
             sorted(
                 Book.objects.filter(author__name__in=["Ann", "Cid"])
-                .annotate(
-                    n=RawSQL('LENGTH("relations_across_databases_author"."name")', [])
-                )
+                .annotate(n=RawSQL(f"LENGTH({qn(APP + '_author')}.{qn('name')})", []))
                 .values_list("title", "n")
             ),
             sorted(
                 Book.objects.filter(pages__gt=0)
-                .extra(select={"who": '"relations_across_databases_author"."name"'})
+                .extra(select={"who": f"{qn(APP + '_author')}.{qn('name')}"})
                 .filter(author__name__gt="")
                 .values_list("title", "who")
             ),
@@ -609,8 +611,11 @@ def tables_only_from(alias, bindings, misplaced):
     An execute wrapper recording in misplaced each statement on alias that
     reads or writes a table of another database.
     """
+    qn = connections[alias].ops.quote_name
     elsewhere = [
-        re.compile(rf'\b(FROM|JOIN|UPDATE|INTO)\s+"{model._meta.db_table}"')
+        re.compile(
+            rf"\b(FROM|JOIN|UPDATE|INTO)\s+{re.escape(qn(model._meta.db_table))}"
+        )
         for model, placed in where_tables_are(bindings).items()
         if placed != alias
     ]
