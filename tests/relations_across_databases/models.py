@@ -24,6 +24,35 @@ class Note(models.Model):
         managed = False
 
 
+class ContentTypeIs:
+    """
+    A join condition that only says its SQL, as a relation's may (such as
+    django-taggit's); added to a subquery's WHERE clause by exclude().
+    """
+
+    contains_aggregate = False
+    contains_over_clause = False
+
+    def __init__(self, alias, model):
+        self.alias, self.model = alias, model
+
+    def relabel_aliases(self, change_map):
+        self.alias = change_map.get(self.alias, self.alias)
+
+    def clone(self):
+        return type(self)(self.alias, self.model)
+
+    def as_sql(self, compiler, connection):
+        qn = compiler.quote_name_unless_alias
+        content_type = ContentType.objects.get_for_model(self.model)
+        return f"{qn(self.alias)}.{qn('content_type_id')} = %s", [content_type.pk]
+
+
+class NotesBySQL(GenericRelation):
+    def get_extra_restriction(self, alias, remote_alias):
+        return ContentTypeIs(remote_alias, self.model)
+
+
 class Country(models.Model):
     name = models.CharField(max_length=50)
 
@@ -37,6 +66,7 @@ class Author(models.Model):
         Country, models.SET_NULL, null=True, related_name="authors"
     )
     notes = GenericRelation(Note)
+    notes_by_sql = NotesBySQL(Note)
 
     class Meta:
         managed = False

@@ -407,6 +407,9 @@ def reads():
             ids(Book.objects.filter(notes__text__in=["n1", "n3"]).distinct()),
             ids(Author.objects.filter(notes__isnull=True)),
             ids(Book.objects.exclude(notes__text="n4")),
+            # Joined with a condition that only says its SQL.
+            ids(Author.objects.exclude(notes_by_sql__text="n4")),
+            ids(Author.objects.filter(notes_by_sql__text__gt="").distinct()),
         ],
         "count exists get": lambda: [
             Book.objects.filter(author__country__name="France").count(),
