@@ -45,6 +45,8 @@ REQUIREMENTS = [
     "python-dateutil==2.9.0.post0",
     "six==1.17.0",
     "qrcode==8.2",
+    "django-environ==0.14.0",
+    "typing_extensions==4.16.0",
 ]
 
 
@@ -78,6 +80,12 @@ class Case:
 ORDERED_MODEL_COUNTS = (
     "counts queries on connections['default'] by name (the suite's own copy of "
     "assertNumQueries in tests/utils.py): the moved queries run on 'moved'"
+)
+
+GUARDIAN_COUNTS = (
+    "counts or reads the queries of connection ('default', assertNumQueries() "
+    "or connection.queries): guardian's queries run on 'moved', and one that "
+    "joins its tables to the users reads their rows first"
 )
 
 CASES = [
@@ -117,6 +125,32 @@ CASES = [
         command=["-s", "-m", "django", "test", "django_otp"],
         labels=["django_otp", "otp_email", "otp_hotp", "otp_static", "otp_totp"],
         table_of="otp_static.StaticDevice",
+    ),
+    Case(
+        name="django-guardian",
+        requirement="django-guardian==3.5.2",
+        subdir="django_guardian-3.5.2",
+        pythonpath=["."],
+        settings="guardian.testapp.testsettings",
+        command=["-m", "django", "test", "guardian"],
+        labels=["guardian"],
+        table_of="guardian.UserObjectPermission",
+        expected={
+            "guardian.testapp.tests.test_core.ObjectPermissionCheckerTest."
+            "test_autoprefetch_user_perms": GUARDIAN_COUNTS,
+            "guardian.testapp.tests.test_core.ObjectPermissionCheckerTest."
+            "test_prefetch_performance": GUARDIAN_COUNTS,
+            "guardian.testapp.tests.test_managers.TestManagerAssignPerm."
+            "test_group_bulk_assign_perm": GUARDIAN_COUNTS,
+            "guardian.testapp.tests.test_managers.TestManagerAssignPerm."
+            "test_user_bulk_assign_perm": GUARDIAN_COUNTS,
+            "guardian.testapp.tests.test_shortcuts.GetUsersWithPermsTest."
+            "test_with_group_users_resolves_group_ids_as_subquery": GUARDIAN_COUNTS,
+            "guardian.testapp.tests.test_indexes.IndexTestCase.": (
+                "introspects the indexes of guardian's tables on "
+                "connection ('default'): they're on 'moved'"
+            ),
+        },
     ),
     Case(
         name="django.contrib.sessions",
