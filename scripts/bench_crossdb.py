@@ -116,6 +116,9 @@ def shipped_rows(params):
         elif isinstance(param, str) and param.startswith("["):  # SQLite: JSON.
             rows = max(rows, len(json.loads(param)))
             size += len(param.encode())
+        elif isinstance(param, str) and param.startswith("{"):  # An array's text.
+            rows = max(rows, param.count(",") + 1 if param != "{}" else 0)
+            size += len(param.encode())
     return rows, size
 
 
