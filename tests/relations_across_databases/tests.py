@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.db import NotSupportedError, connections, models, transaction
 from django.db.models import (
+    Case,
     Count,
     Exists,
     F,
@@ -18,6 +19,8 @@ from django.db.models import (
     OuterRef,
     Q,
     Subquery,
+    Value,
+    When,
 )
 from django.db.models.binding import override_bindings
 from django.db.models.expressions import RawSQL
@@ -443,6 +446,53 @@ def reads():
                 Book.objects.filter(
                     author__name__in=["Ann", "Dee"], notes__text__startswith="n"
                 ).values_list("title", "author__country__name", "notes__text")
+            ),
+        ],
+        "conditions on two tables inside expressions": lambda: [
+            # A condition on one table whose When() tests another is no
+            # condition on that table alone.
+            ids(
+                Book.objects.filter(
+                    editor__name__gt=Case(
+                        When(author__name__gt="B", then=Value("")),
+                        default=Value("Z"),
+                    )
+                )
+            ),
+            ids(
+                Book.objects.filter(
+                    pages__gt=Case(
+                        When(author__name__gt="B", then=Value(5)),
+                        default=Value(10000),
+                    )
+                )
+            ),
+            ids(
+                Book.objects.filter(
+                    author__name__gt=Case(
+                        When(pages__gt=100, then=Value("")), default=Value("Z")
+                    )
+                )
+            ),
+            sorted(
+                Book.objects.annotate(
+                    c=Case(
+                        When(author__name__gt="B", then=F("pages")), default=Value(0)
+                    )
+                )
+                .filter(c__gt=5)
+                .values_list("title", "c")
+            ),
+            ids(
+                Book.objects.filter(
+                    author__name__gt=Case(
+                        When(
+                            Q(Exists(Loan.objects.filter(book=OuterRef("pk")))),
+                            then=Value(""),
+                        ),
+                        default=Value("Z"),
+                    )
+                )
             ),
         ],
         "annotation of own relations": lambda: sorted(
