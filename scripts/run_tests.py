@@ -23,6 +23,7 @@ the envs named need is installed:
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -31,6 +32,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 from _common import ROOT
+
+# Where tox writes what each env ran, for the recap of failures.
+RESULT_JSON = ROOT / "build" / "tox-result.json"
+# How much of a failed command's output the recap repeats.
+RECAP_LINES = 60
 
 
 @dataclass
@@ -177,7 +183,45 @@ def main() -> int:
         return 2
     tox = [sys.executable, "-m", "tox", *sys.argv[1:]]
     print(f"Running: {' '.join(tox)}", flush=True)
-    return subprocess.run(tox, cwd=ROOT).returncode
+    RESULT_JSON.parent.mkdir(exist_ok=True)
+    RESULT_JSON.unlink(missing_ok=True)
+    returncode = subprocess.run(
+        [*tox, "--result-json", str(RESULT_JSON)], cwd=ROOT
+    ).returncode
+    if returncode != 0:
+        recap_failures()
+    return returncode
+
+
+def recap_failures() -> None:
+    """
+    Repeat, after tox's summary, the end of each failed command's output:
+    tox prints it in the middle of a long run, where it's easily lost.
+    """
+    try:
+        result = json.loads(RESULT_JSON.read_text())
+    except (OSError, ValueError) as e:
+        print(f"No recap of the failures: {RESULT_JSON}: {e}", flush=True)
+        return
+    for env, data in result.get("testenvs", {}).items():
+        for run in [*data.get("setup", []), *data.get("test", [])]:
+            if run.get("retcode", 0) == 0:
+                continue
+            lines = (run.get("output", "") + run.get("err", "")).splitlines()
+            failed = [line for line in lines if is_failure_line(line)]
+            print(
+                f"\n=== {env} failed (exit {run['retcode']}): "
+                f"{' '.join(run.get('command', []))}",
+            )
+            if failed:
+                print("Failing tests:", *failed[:50], sep="\n  ")
+            print(f"Last {RECAP_LINES} lines of its output:")
+            print(*lines[-RECAP_LINES:], sep="\n", flush=True)
+
+
+def is_failure_line(line: str) -> bool:
+    # pytest's short summary, and unittest's headers of a failure or error.
+    return line.startswith(("FAILED ", "ERROR ", "FAIL: ", "ERROR: "))
 
 
 if __name__ == "__main__":
