@@ -19,11 +19,14 @@ Then transactions: an empty atomic() and commit() on one database, two nested
 single-database atomics, and (the fork only) one atomic(using=[...]) over the
 same two databases.
 
-With --instructions CALLS, one process per tree runs each case CALLS times
-under callgrind (address space randomization off, a fixed hash seed), which
-dumps its count at a marker call between cases; an empty loop's count is taken
-off and the instructions per call are compared: the same count on every run,
-for overheads of a few per mille that timings on a shared machine can't show.
+With --instructions CALLS, one process per tree and case runs the case CALLS
+times under callgrind (address space randomization off, a fixed hash seed),
+which dumps its count at a marker call before and after; an empty loop's
+count is taken off and the instructions per call are compared: the same count
+on every run, for overheads of a few per mille that timings on a shared
+machine can't show. A case has a process of its own, and runs CALLS times
+uncounted first: what the cases run before it leave behind (caches, grown
+dicts), and what a process does once, would move its count by up to 1%.
 """
 
 from __future__ import annotations
@@ -182,28 +185,33 @@ if PATCHED:
 
     cases.append(("atomic(using=['default', 'a'])", multi_two, 2000))
 
-if sys.argv[2] == "count":
-    # Run every case a number of times between two calls of math.lgamma(),
-    # on which callgrind dumps its counts: an empty loop first, then each case
-    # in order.
+if sys.argv[2] == "list":
+    results = [name for name, _, _ in cases]
+elif sys.argv[2] == "count":
+    # Run one case a number of times between two calls of math.lgamma(), on
+    # which callgrind dumps its counts: an empty loop first, then the case.
+    # One case per process: what other cases leave behind (caches, grown
+    # dicts) would make a case's count depend on the cases run before it.
     import gc
     import math
 
     calls = int(sys.argv[3])
-    for _, function, _ in cases:
-        for _ in range(5):
-            function()
+    name, function, _ = cases[int(sys.argv[4])]
+    # As many calls first, uncounted: what a process does once (fill caches,
+    # grow its heap) is not what each call costs.
+    for _ in range(calls):
+        function()
     # The cyclic garbage collector would run at different points in the two
     # trees, which allocate differently at import: it runs between the
     # measured loops only.
     gc.disable()
-    for function in [lambda: None, *(f for _, f, _ in cases)]:
+    for function in [lambda: None, function]:
         gc.collect()
         math.lgamma(1.0)
         for _ in range(calls):
             function()
         math.lgamma(1.0)
-    results = [name for name, _, _ in cases]
+    results = name
 else:
     results = {name: best(function, number) for name, function, number in cases}
 json.dump(results, sys.stdout)
@@ -231,42 +239,48 @@ def run_round(which: str, path: Path) -> dict[str, float]:
 def count_instructions(which: str, path: Path, calls: int) -> dict[str, float]:
     """
     The instructions per call of each case, counted by callgrind with address
-    space randomization off: the same count on every run. The workload runs
-    each case calls times between two markers, and an empty loop first, whose
-    count is taken off.
+    space randomization off: the same count on every run. Each case runs in a
+    process of its own, calls times between two markers, after an empty loop
+    whose count is taken off.
     """
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
-        names = run_workload(
-            WORKLOAD,
-            [which, "count", str(calls)],
-            cwd=path.resolve(),
-            pythonpath=[path],
-            wrapper=[
-                "setarch",
-                "-R",
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={out}",
-                f"--dump-before={MARKER}",
-            ],
-        )
-        totals = []
-        # Dump 1 is the start-up, dump 2 the empty loop, then every other dump
-        # is a case (those between are the garbage collector's).
-        for number in range(2, 2 * len(names) + 3, 2):
-            dump = out.with_name(f"{out.name}.{number}")
-            if not dump.exists():
-                raise ScriptError(
-                    f"callgrind didn't dump on {MARKER} ({dump.name} is missing): "
-                    f"this Python's math module may lack the symbol."
-                )
-            for line in dump.read_text().splitlines():
-                if line.startswith("totals:"):
-                    totals.append(int(line.split()[1]))
-                    break
-    empty, *segments = totals
-    return {name: (total - empty) / calls for name, total in zip(names, segments)}
+    names = run_workload(
+        WORKLOAD, [which, "list"], cwd=path.resolve(), pythonpath=[path]
+    )
+    counts = {}
+    for index, name in enumerate(names):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "callgrind.out"
+            run_workload(
+                WORKLOAD,
+                [which, "count", str(calls), str(index)],
+                cwd=path.resolve(),
+                pythonpath=[path],
+                wrapper=[
+                    "setarch",
+                    "-R",
+                    "valgrind",
+                    "--tool=callgrind",
+                    f"--callgrind-out-file={out}",
+                    f"--dump-before={MARKER}",
+                ],
+            )
+            totals = []
+            # Dump 1 is the start-up, dump 2 the empty loop, dump 4 the case
+            # (dump 3 is the garbage collector's, between them).
+            for number in (2, 4):
+                dump = out.with_name(f"{out.name}.{number}")
+                if not dump.exists():
+                    raise ScriptError(
+                        f"callgrind didn't dump on {MARKER} ({dump.name} is "
+                        f"missing): this Python's math module may lack the symbol."
+                    )
+                for line in dump.read_text().splitlines():
+                    if line.startswith("totals:"):
+                        totals.append(int(line.split()[1]))
+                        break
+        empty, total = totals
+        counts[name] = (total - empty) / calls
+    return counts
 
 
 def compare_instructions(trees: dict[str, Path], calls: int) -> int:

@@ -162,6 +162,27 @@ def reads():
             ]
             for a in Author.objects.prefetch_related("books__chapters").order_by("id")
         ],
+        "two tables of one database in a row": lambda: [
+            ids(Country.objects.filter(authors__reviews__book__pages__gt=100)),
+            ids(Country.objects.filter(authors__books__title__startswith="A")),
+            ids(Review.objects.filter(book__notes__text__in=["n1", "n3"])),
+            ids(Chapter.objects.filter(book__picks__author__name="Cid")),
+            ids(Tag.objects.exclude(books__picks__isnull=False)),
+            ids(Book.objects.filter(author__reviews__book__title="Epsilon")),
+            list(
+                Book.objects.filter(author__reviews__isnull=False)
+                .values_list("title", "author__name", "author__reviews__book_id")
+                .order_by("pk")
+            ),
+            list(
+                Chapter.objects.values_list("book__title", "book__picks__author_id")
+                .filter(number=1)
+                .order_by("pk")
+            ),
+            list(
+                Book.objects.values_list("title", "author__profile__bio").order_by("pk")
+            ),
+        ],
         "select_related": lambda: [
             (c.book.title, c.book.author.name, c.book.editor and c.book.editor.name)
             for c in Chapter.objects.select_related(
@@ -319,9 +340,11 @@ def reads():
                 .values_list("first", flat=True)
             ),
             # MariaDB and MySQL don't take a sliced subquery after IN.
-            ids(Book.objects.filter(author__in=Author.objects.order_by("id")[:1]))
-            if connections["default"].features.allow_sliced_subqueries_with_in
-            else None,
+            (
+                ids(Book.objects.filter(author__in=Author.objects.order_by("id")[:1]))
+                if connections["default"].features.allow_sliced_subqueries_with_in
+                else None
+            ),
         ],
         "same related row under | and ~": lambda: [
             ids(
@@ -764,6 +787,22 @@ class RowsReadTests(SplitTestCase):
         [query] = on_b.captured_queries
         self.assertNotIn('"name"', query["sql"])
         self.assertIn('"pages"', query["sql"])
+
+    def test_tables_in_a_row_on_one_database_are_read_by_one_query(self):
+        seed()
+        with CaptureQueriesContext(connections["a"]) as on_a:
+            with CaptureQueriesContext(connections["b"]) as on_b:
+                found = list(
+                    Book.objects.filter(
+                        author__reviews__book__title="Epsilon"
+                    ).values_list("title", "author__name", "author__reviews__id")
+                )
+        self.assertEqual(found, [("Delta", "Cid", Review.objects.get().pk)])
+        # The authors and their reviews, on 'a', are read together; the
+        # query on 'b' joins them to the books twice.
+        self.assertEqual(len(on_a.captured_queries), 1, on_a.captured_queries)
+        self.assertIn("JOIN", on_a.captured_queries[0]["sql"])
+        self.assertEqual(len(on_b.captured_queries), 1, on_b.captured_queries)
 
 
 class RefusalTests(SplitTestCase):
