@@ -6,8 +6,10 @@ their own, unchanged test suites before and after.
 Each case is a reusable app from PyPI (its sdist, pinned, tests included) or
 one of Django's own contrib test suites (from build/tree, see vendor.py). It
 runs twice on the fork, on SQLite: unmoved, with the suite's own settings,
-then moved, with a settings module that imports them, adds a database and
-binds the app's labels to it. Before the moved run, `migrate --all-databases`
+then moved, with a settings module that imports them, adds a database,
+binds the app's labels to it and every other model to default (the "*"
+entry), and sets ATOMIC_BOUND_DATABASES, as the docs advise for code that
+can't name the moved app's database. Before the moved run, `migrate --all-databases`
 on files checks that the moved app's tables are on its database and nowhere
 else. The moved run must give the unmoved run's counts, except for the tests
 listed in a case's `expected` (each with why).
@@ -69,6 +71,8 @@ class Case:
     # INSTALLED_APPS for the placement check, if the settings have none
     # (runtests.py sets them for the labels it runs).
     installed_apps: list[str] | None = None
+    # Settings added to the suite's, in both runs (Python source).
+    local_settings: str = ""
 
     def why(self, test: str) -> str | None:
         for start, why in self.expected.items():
@@ -87,6 +91,38 @@ GUARDIAN_COUNTS = (
     "or connection.queries): guardian's queries run on 'moved', and one that "
     "joins its tables to the users reads their rows first"
 )
+
+# Run a suite as runtests.py scripts do: settings.configure() with the values
+# of the settings module (tests may then delete settings they set).
+CONFIGURED_RUN = """\
+import importlib, os, sys
+import django
+from django.conf import settings
+from django.test.runner import DiscoverRunner
+
+module = importlib.import_module(os.environ.pop("DJANGO_SETTINGS_MODULE"))
+settings.configure(**{{k: getattr(module, k) for k in dir(module) if k.isupper()}})
+django.setup()
+sys.exit(bool(DiscoverRunner().run_tests({labels!r})))
+"""
+
+REVERSION_USING = (
+    "names the databases of its revisions (using='postgres', 'mysql'), "
+    "which the binding of reversion to 'moved' overrides"
+)
+REVERSION_DATABASES = (
+    "sets its own databases ('default', 'mysql', 'postgres'), without 'moved'"
+)
+
+HISTORY_DATABASES = "sets its own databases ('default', 'other'), without 'moved'"
+
+# The suite's other databases (PostgreSQL, MySQL servers) as SQLite ones.
+SQLITE_EVERYWHERE = """
+DATABASES = {
+    alias: {"ENGINE": "django.db.backends.sqlite3", "NAME": alias + ".sqlite3"}
+    for alias in DATABASES
+}
+"""
 
 CASES = [
     Case(
@@ -153,6 +189,79 @@ CASES = [
         },
     ),
     Case(
+        name="django-reversion",
+        requirement="django-reversion==6.4.0",
+        subdir="django_reversion-6.4.0",
+        pythonpath=[".", "tests"],
+        settings="test_project.settings",
+        command=["tests/manage.py", "test", "test_app"],
+        labels=["reversion"],
+        table_of="reversion.Version",
+        local_settings=SQLITE_EVERYWHERE,
+        expected={
+            **{
+                f"test_app.tests.{name}.": REVERSION_USING
+                for name in [
+                    "test_api.CreateRevisionDbTest",
+                    "test_commands.CreateInitialRevisionsDbTest",
+                    "test_commands.CreateInitialRevisionsModelDbTest",
+                    "test_commands.DeleteRevisionsDbTest",
+                    "test_commands.DeleteRevisionsModelDbTest",
+                    "test_models.GetDeletedDbTest",
+                    "test_models.GetDeletedModelDbTest",
+                    "test_models.GetForModelDbTest",
+                    "test_models.GetForObjectDbTest",
+                    "test_models.GetForObjectModelDbTest",
+                    "test_models.GetForObjectReferenceDbTest",
+                    "test_models.GetForObjectReferenceModelDbTest",
+                ]
+            },
+            "test_app.tests.test_api.AddMetaTest.": REVERSION_DATABASES,
+            "test_app.tests.test_models.GetDeletedTest.": REVERSION_DATABASES,
+            "test_app.tests.test_api.CreateRevisionAtomicTest."
+            "testCreateRevisionAtomic": (
+                "asserts that connection 'default' is in an atomic block: "
+                "create_revision()'s is on 'moved'"
+            ),
+            "test_app.tests.test_api.CreateRevisionAtomicTest."
+            "testCreateRevisionInOnCommitHandler": (
+                "registers its on_commit() hook on 'default', which isn't in "
+                "an atomic block: create_revision()'s is on 'moved'"
+            ),
+            "test_app.tests.test_models.TransactionRollbackTest.": (
+                "an IntegrityError on 'default' marks its transaction for "
+                "rollback; create_revision() checks the rollback state of the "
+                "revisions' database ('moved') only, and reads the model"
+            ),
+        },
+    ),
+    Case(
+        name="django-simple-history",
+        requirement="django-simple-history==3.13.0",
+        subdir="django_simple_history-3.13.0",
+        pythonpath=["."],
+        # runtests.py configures the settings in main(): its module holds them.
+        settings="runtests",
+        command=["-c", CONFIGURED_RUN.format(labels=["simple_history.tests"])],
+        # The tracked models and their historical models, with the user
+        # model (tests.Profile inherits from it).
+        labels=["tests", "custom_user"],
+        table_of="tests.HistoricalPoll",
+        local_settings=(
+            "globals().update(get_default_settings(database_name='sqlite3'))\n"
+        ),
+        expected={
+            "simple_history.tests.tests.test_models.MultiDBWithUsingTest.": (
+                "saves its models with using='other' and asserts where their "
+                "history is: the binding to 'moved' overrides using"
+            ),
+            "simple_history.tests.tests.test_models."
+            "MultiDBExplicitHistoryUserIDTest.": HISTORY_DATABASES,
+            "simple_history.tests.tests.test_models."
+            "SaveHistoryInSeparateDatabaseTestCase.": HISTORY_DATABASES,
+        },
+    ),
+    Case(
         name="django.contrib.sessions",
         requirement=None,
         subdir="tests",
@@ -189,6 +298,9 @@ DATABASES = {{
     "moved": {{"ENGINE": "django.db.backends.sqlite3", "NAME": {name!r}}},
 }}
 DATABASE_BINDINGS = {bindings!r}
+# atomic() without using covers the moved app's database too, for the code
+# of the app that can't name it.
+ATOMIC_BOUND_DATABASES = True
 """
 
 # Where the moved app's tables are, after migrate --all-databases on files.
@@ -302,14 +414,28 @@ def move(case: Case) -> bool:
     shutil.rmtree(shim, ignore_errors=True)
     shim.mkdir(parents=True)
     database = shim / "moved.sqlite3"
+    if case.requirement:
+        # The app's metadata, as if installed: some apps read their version.
+        name, version = case.requirement.split("==")
+        info = shim / f"{name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        )
+    settings = case.settings
+    if case.local_settings:
+        (shim / "case_settings.py").write_text(
+            f"from {settings} import *  # noqa: F401, F403\n{case.local_settings}"
+        )
+        settings = "case_settings"
     (shim / "moved_settings.py").write_text(
         MOVED_SETTINGS.format(
-            settings=case.settings,
+            settings=settings,
             name=str(database),
-            bindings={label: "moved" for label in case.labels},
+            bindings={"*": "default", **{label: "moved" for label in case.labels}},
         )
     )
-    unmoved_env = environment(case, where, case.settings, shim)
+    unmoved_env = environment(case, where, settings, shim)
     moved_env = environment(case, where, "moved_settings", shim)
 
     # The moved app's tables go to "moved" alone.

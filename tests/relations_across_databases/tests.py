@@ -162,6 +162,16 @@ def reads():
             ]
             for a in Author.objects.prefetch_related("books__chapters").order_by("id")
         ],
+        "in a queryset on its model's database": lambda: [
+            # Model forms' querysets: using(None) is the database of a bound
+            # model.
+            ids(Book.objects.filter(author__in=Author.objects.using(None))),
+            ids(
+                Chapter.objects.filter(
+                    book__in=Book.objects.using(None).filter(pages__gt=100)
+                )
+            ),
+        ],
         "two tables of one database in a row": lambda: [
             ids(Country.objects.filter(authors__reviews__book__pages__gt=100)),
             ids(Country.objects.filter(authors__books__title__startswith="A")),
