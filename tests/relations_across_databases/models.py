@@ -140,4 +140,38 @@ class Pick(models.Model):
         managed = False
 
 
-MODELS = [Country, Author, Profile, Book, Chapter, Tag, Note, Loan, Review, Pick]
+class Section(models.Model):
+    name = models.CharField(max_length=50)
+    parent = models.ForeignKey(
+        "self", models.CASCADE, null=True, related_name="children"
+    )
+
+    class Meta:
+        managed = False
+        # A join of its own: a read of sections joins their parents.
+        ordering = ["parent__name", "pk"]
+
+
+class Shelf(models.Model):
+    section = models.ForeignKey(Section, models.CASCADE, related_name="shelves")
+    # SQL NULL, JSON null and JSON values.
+    label = models.JSONField(null=True)
+
+    class Meta:
+        managed = False
+
+
+MODELS = [
+    Country,
+    Author,
+    Profile,
+    Book,
+    Chapter,
+    Tag,
+    Note,
+    Loan,
+    Review,
+    Pick,
+    Section,
+    Shelf,
+]

@@ -104,7 +104,7 @@ class DumpLoadTests(CommandsTestCase):
 
     def test_round_trip_on_one_database(self):
         objects, before, after = self.round_trip(ONE_DATABASE)
-        self.assertEqual(len(objects), 3 + 4 + 2 + 5 + 10 + 3 + 4 + 1 + 1 + 1)
+        self.assertEqual(len(objects), 3 + 4 + 2 + 5 + 10 + 3 + 4 + 1 + 1 + 1 + 3 + 2)
         self.assertEqual(after, before)
 
     def test_round_trip_split_across_databases(self):
@@ -137,7 +137,7 @@ class DumpLoadTests(CommandsTestCase):
             models,
             {
                 f"{APP}.{model}"
-                for model in ["country", "profile", "book", "note", "pick"]
+                for model in ["country", "profile", "book", "note", "pick", "shelf"]
             },
         )
 

@@ -16,6 +16,7 @@ from django.db.models import (
     Exists,
     F,
     FilteredRelation,
+    JSONField,
     OuterRef,
     Q,
     Subquery,
@@ -39,6 +40,8 @@ from .models import (
     Pick,
     Profile,
     Review,
+    Section,
+    Shelf,
     Tag,
 )
 
@@ -57,6 +60,8 @@ SPLIT = {
     f"{APP}.Loan": "a",
     f"{APP}.Review": "a",
     f"{APP}.Pick": "b",
+    f"{APP}.Section": "a",
+    f"{APP}.Shelf": "b",
 }
 # Only Book is bound: the other models aren't, and live on default.
 ONE_BOUND = {f"{APP}.Book": "b"}
@@ -100,6 +105,11 @@ def seed():
     poetry.books.add(books[0], books[2])
     prose.books.add(books[1], books[2], books[4])
     rare.books.add(books[3])
+    fiction = Section.objects.create(name="fiction")
+    crime = Section.objects.create(name="crime", parent=fiction)
+    Section.objects.create(name="poems")
+    Shelf.objects.create(section=fiction, label=None)
+    Shelf.objects.create(section=crime, label={"color": "red"})
 
 
 def ids(queryset):
@@ -169,6 +179,26 @@ def reads():
             ids(
                 Chapter.objects.filter(
                     book__in=Book.objects.using(None).filter(pages__gt=100)
+                )
+            ),
+        ],
+        "two tables of one database in a row, ordered": lambda: [
+            # Section's Meta.ordering joins a table of its own.
+            ids(Shelf.objects.filter(section__children__name="crime")),
+            ids(Shelf.objects.filter(section__children__isnull=True)),
+            list(
+                Shelf.objects.values_list("pk", "section__children__name").order_by(
+                    "pk", "section__children__pk"
+                )
+            ),
+        ],
+        "json null and sql null": lambda: [
+            ids(Section.objects.filter(shelves__label__isnull=True)),
+            ids(Section.objects.filter(shelves__label=None)),
+            ids(Section.objects.filter(shelves__label__color="red")),
+            list(
+                Section.objects.values_list("pk", "shelves__label").order_by(
+                    "pk", "shelves__pk"
                 )
             ),
         ],
@@ -734,6 +764,11 @@ class DifferentialTests(TransactionTestCase):
                             model._meta.db_table in tables, other == alias, model
                         )
                 seed()
+                # JSON null, which dumpdata can't tell from SQL NULL.
+                Shelf.objects.create(
+                    section=Section.objects.get(name="poems"),
+                    label=Value(None, JSONField()),
+                )
                 results = {}
                 with ExitStack() as stack:
                     # No statement names a table of another database.
