@@ -156,6 +156,7 @@ class Shelf(models.Model):
     section = models.ForeignKey(Section, models.CASCADE, related_name="shelves")
     # SQL NULL, JSON null and JSON values.
     label = models.JSONField(null=True)
+    weight = models.FloatField(null=True)
 
     class Meta:
         managed = False

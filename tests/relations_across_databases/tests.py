@@ -850,6 +850,26 @@ class RowsReadTests(SplitTestCase):
         self.assertEqual(len(on_b.captured_queries), 1, on_b.captured_queries)
 
 
+class ValuesReadTests(SplitTestCase):
+    def test_infinite_floats(self):
+        # SQLite reads JSON without Infinity.
+        seed()
+        Shelf.objects.update(weight=float("inf"))
+        Shelf.objects.filter(section__name="crime").update(weight=float("-inf"))
+        self.assertEqual(
+            list(
+                Section.objects.filter(shelves__weight__gt=0)
+                .values_list("name", "shelves__weight")
+                .order_by("pk")
+            ),
+            [("fiction", float("inf"))],
+        )
+        self.assertEqual(
+            list(Section.objects.filter(shelves__weight__lt=0).values_list("name")),
+            [("crime",)],
+        )
+
+
 class RefusalTests(SplitTestCase):
     def setUp(self):
         super().setUp()
