@@ -240,6 +240,7 @@ def run_workload(
     cwd: Path,
     pythonpath: list[Path],
     wrapper: list[str] | None = None,
+    extra_env: dict[str, str] | None = None,
 ):
     """
     Run a benchmark workload (Python code) in a fresh interpreter with the
@@ -250,6 +251,7 @@ def run_workload(
         os.environ,
         PYTHONPATH=os.pathsep.join(str(p.resolve()) for p in pythonpath),
         PYTHONHASHSEED="0",
+        **(extra_env or {}),
     )
     result = subprocess.run(
         [*(wrapper or []), sys.executable, "-c", code, *args],

@@ -32,8 +32,10 @@ dicts), and what a process does once, would move its count by up to 1%.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from _common import (
@@ -49,7 +51,16 @@ from _common import (
 from vendor import vendor
 
 WORKLOAD = r"""
-import json, sys, time
+import json, os, sys, time
+
+# A layout: objects and classes made before Django is imported move where
+# its strings live and which version tags its classes get, on which the
+# interpreter's attribute caches depend (see count_instructions()).
+layout = int(os.environ.get("BENCH_LAYOUT", "0"))
+padding = ["x" * (i % 61) for i in range(layout * 773)]
+for tagged in [type("Padding", (), {}) for _ in range(layout * 37 % 97)]:
+    tagged.x = tagged().x = 1
+
 import django
 from django.conf import settings
 
@@ -236,18 +247,33 @@ def run_round(which: str, path: Path) -> dict[str, float]:
     )
 
 
-def count_instructions(which: str, path: Path, calls: int) -> dict[str, float]:
+def count_instructions(
+    which: str, path: Path, calls: int, layouts: int, only: list[str]
+) -> dict[str, float]:
     """
     The instructions per call of each case, counted by callgrind with address
-    space randomization off: the same count on every run. Each case runs in a
-    process of its own, calls times between two markers, after an empty loop
-    whose count is taken off.
+    space randomization off. Each case runs in a process of its own, calls
+    times between two markers, after an empty loop whose count is taken off.
+
+    A count is exact for one memory layout, but the interpreter's caches of
+    attribute lookups are indexed by where strings live and by the version
+    tags of classes, so any change to the code (or to what's imported) moves
+    a case's count by up to 1% either way. Each case is therefore counted in
+    layouts processes, each with other padding made before Django is
+    imported, and the mean is returned.
     """
     names = run_workload(
         WORKLOAD, [which, "list"], cwd=path.resolve(), pythonpath=[path]
     )
-    counts = {}
-    for index, name in enumerate(names):
+    runs = [
+        (name, index, layout)
+        for index, name in enumerate(names)
+        if not only or any(part in name for part in only)
+        for layout in range(layouts)
+    ]
+
+    def count(run: tuple[str, int, int]) -> int:
+        name, index, layout = run
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "callgrind.out"
             run_workload(
@@ -263,6 +289,7 @@ def count_instructions(which: str, path: Path, calls: int) -> dict[str, float]:
                     f"--callgrind-out-file={out}",
                     f"--dump-before={MARKER}",
                 ],
+                extra_env={"BENCH_LAYOUT": str(layout)},
             )
             totals = []
             # Dump 1 is the start-up, dump 2 the empty loop, dump 4 the case
@@ -279,11 +306,20 @@ def count_instructions(which: str, path: Path, calls: int) -> dict[str, float]:
                         totals.append(int(line.split()[1]))
                         break
         empty, total = totals
-        counts[name] = (total - empty) / calls
+        return total - empty
+
+    # Counts don't depend on timing: one callgrind per core.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        totals = list(pool.map(count, runs))
+    counts: dict[str, float] = {}
+    for (name, _, _), total in zip(runs, totals):
+        counts[name] = counts.get(name, 0) + total / calls / layouts
     return counts
 
 
-def compare_instructions(trees: dict[str, Path], calls: int) -> int:
+def compare_instructions(
+    trees: dict[str, Path], calls: int, layouts: int, only: list[str]
+) -> int:
     for tool in ("setarch", "valgrind"):
         if shutil.which(tool) is None:
             raise ScriptError(
@@ -291,9 +327,13 @@ def compare_instructions(trees: dict[str, Path], calls: int) -> int:
                 f"{'util-linux' if tool == 'setarch' else 'valgrind'})."
             )
     counts = {
-        which: count_instructions(which, path, calls) for which, path in trees.items()
+        which: count_instructions(which, path, calls, layouts, only)
+        for which, path in trees.items()
     }
-    print(f"Instructions per call ({calls} calls, callgrind, an empty loop taken off):")
+    print(
+        f"Instructions per call ({calls} calls, callgrind, an empty loop taken "
+        f"off, mean of {layouts} memory layouts):"
+    )
     print_table(counts, lambda count: f"{count:>11.0f}", ratio_digits=4)
     return 0
 
@@ -335,6 +375,26 @@ def main() -> int:
             "instruction, for overheads below what timings can show"
         ),
     )
+    parser.add_argument(
+        "--layouts",
+        type=int,
+        default=8,
+        metavar="N",
+        help=(
+            "with --instructions, count each case in N memory layouts and "
+            "compare the means (default: 8)"
+        ),
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help=(
+            "with --instructions, count only the cases whose name contains "
+            "TEXT (repeatable), e.g. --only 'unbound: obj.save()'"
+        ),
+    )
     args = parser.parse_args()
     if args.patched_tree == ROOT:
         vendor()
@@ -347,7 +407,9 @@ def main() -> int:
         "patched": args.patched_tree,
     }
     if args.instructions:
-        return compare_instructions(trees, args.instructions)
+        return compare_instructions(
+            trees, args.instructions, args.layouts, args.only
+        )
     best: dict[str, dict[str, float]] = {which: {} for which in trees}
     for round_number in range(args.rounds):
         for which, path in trees.items():
