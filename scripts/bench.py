@@ -407,9 +407,7 @@ def main() -> int:
         "patched": args.patched_tree,
     }
     if args.instructions:
-        return compare_instructions(
-            trees, args.instructions, args.layouts, args.only
-        )
+        return compare_instructions(trees, args.instructions, args.layouts, args.only)
     best: dict[str, dict[str, float]] = {which: {} for which in trees}
     for round_number in range(args.rounds):
         for which, path in trees.items():
