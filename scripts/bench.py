@@ -19,14 +19,16 @@ Then transactions: an empty atomic() and commit() on one database, two nested
 single-database atomics, and (the fork only) one atomic(using=[...]) over the
 same two databases.
 
-With --instructions CALLS, one process per tree and case runs the case CALLS
-times under callgrind (address space randomization off, a fixed hash seed),
-which dumps its count at a marker call before and after; an empty loop's
-count is taken off and the instructions per call are compared: the same count
-on every run, for overheads of a few per mille that timings on a shared
-machine can't show. A case has a process of its own, and runs CALLS times
-uncounted first: what the cases run before it leave behind (caches, grown
-dicts), and what a process does once, would move its count by up to 1%.
+With --instructions CALLS, one process per tree, case and memory layout
+runs the case CALLS times under callgrind (address space randomization off,
+a fixed hash seed), which dumps its count at a marker call before and after;
+an empty loop's count is taken off and the mean instructions per call over
+the layouts (--layouts, default 8) are compared: for overheads of a few per
+mille that timings on a shared machine can't show. A case has a process of
+its own, and runs CALLS times uncounted first: what the cases run before it
+leave behind (caches, grown dicts), and what a process does once, would move
+its count by up to 1%; so would the layout alone (see count_instructions()).
+--only TEXT counts only the cases whose name contains TEXT.
 """
 
 from __future__ import annotations
