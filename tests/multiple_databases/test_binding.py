@@ -19,7 +19,7 @@ from django.contrib.admin import ModelAdmin, site
 from django.core import checks, management, serializers
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, models, router, transaction
-from django.db.models.binding import override_bindings
+from django.db.models.binding import override_bindings, route
 from django.db.models.signals import post_save
 from django.db.utils import ConnectionDoesNotExist
 from django.test import RequestFactory, SimpleTestCase, TestCase, TransactionTestCase
@@ -128,6 +128,25 @@ class BindingTests(TestCase):
         self.assertEqual(router.db_for_read(Artist), "a")
         self.assertEqual(router.db_for_write(Widget), "b")
         self.assertEqual(router.db_for_write(Vehicle), "default")
+
+    def test_binding_changed_at_run_time(self):
+        # What routing cached for a model, its proxy and its child is
+        # forgotten when the model's binding changes.
+        family = [Artist, LivingArtist, Painter]
+        for model in family:
+            self.assertEqual(route(model, "default"), "a")
+            self.assertEqual(router.db_for_read(model), "a")
+        Artist._meta.db_connection = "b"
+        try:
+            for model in family:
+                with self.subTest(model=model):
+                    self.assertEqual(route(model, "default"), "b")
+                    self.assertEqual(router.db_for_read(model), "b")
+                    self.assertEqual(model.objects.using("default").db, "b")
+        finally:
+            Artist._meta.db_connection = "a"
+        for model in family:
+            self.assertEqual(route(model, "default"), "a")
 
 
 class ReadWriteTests(TestCase):
