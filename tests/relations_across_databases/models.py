@@ -157,6 +157,7 @@ class Shelf(models.Model):
     # SQL NULL, JSON null and JSON values.
     label = models.JSONField(null=True)
     weight = models.FloatField(null=True)
+    price = models.DecimalField(max_digits=6, decimal_places=2, null=True)
 
     class Meta:
         managed = False

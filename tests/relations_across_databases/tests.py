@@ -6,6 +6,7 @@ relation crossing), and must give the same results.
 
 import re
 from contextlib import ExitStack
+from decimal import Decimal
 
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
@@ -17,9 +18,11 @@ from django.db.models import (
     F,
     FilteredRelation,
     JSONField,
+    Max,
     OuterRef,
     Q,
     Subquery,
+    Sum,
     Value,
     When,
 )
@@ -851,6 +854,27 @@ class RowsReadTests(SplitTestCase):
 
 
 class ValuesReadTests(SplitTestCase):
+    def test_decimals_with_more_places_than_declared(self):
+        # SQLite stores a decimal with the places it's given, which its
+        # aggregates see; PostgreSQL rounds it to the declared places.
+        seed()
+        Shelf.objects.update(price=Value(Decimal("1.004")))
+        # What the shelves' database answers alone: 2.008 on SQLite.
+        expected = Shelf.objects.aggregate(total=Sum("price"))
+        self.assertEqual(
+            Section.objects.aggregate(total=Sum("shelves__price")), expected
+        )
+        tops = [
+            Shelf.objects.filter(pk=shelf.pk).aggregate(top=Max("price"))["top"]
+            for shelf in Shelf.objects.order_by("section_id")
+        ]
+        found = (
+            Section.objects.filter(shelves__isnull=False)
+            .annotate(top=Max("shelves__price"))
+            .order_by("pk")
+        )
+        self.assertEqual([section.top for section in found], tops)
+
     def test_infinite_floats(self):
         # SQLite reads JSON without Infinity.
         seed()
