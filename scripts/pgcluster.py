@@ -2,7 +2,7 @@
 """
 Run a command against throwaway PostgreSQL servers.
 
-    python scripts/pgcluster.py [--servers 2] -- COMMAND [ARGS...]
+    python scripts/pgcluster.py [--servers 2] [--standbys 0] -- COMMAND [ARGS...]
 
 Creates each server with initdb in a new temporary directory, listening on a
 Unix socket only (listen_addresses=''), with max_prepared_transactions > 0,
@@ -12,6 +12,12 @@ MULTIDB_PGDATA to their data directories (for tests that stop and restart a
 server with pg_ctl), separated by os.pathsep, and MULTIDB_PG_BINDIR; the
 servers are stopped and their directories removed when it ends, even when it
 fails or is interrupted. The exit status is COMMAND's.
+
+With --standbys N, the first server is also the primary of N hot standbys,
+made with pg_basebackup -R and streaming its WAL asynchronously, each through
+a replication slot of its own (so that a standby paused or stopped by a test
+finds the WAL it missed): MULTIDB_PG_STANDBYS and MULTIDB_PG_STANDBY_DATA
+list their socket and data directories.
 
 The server binaries (initdb, pg_ctl) are taken from MULTIDB_PG_BINDIR when
 it is set (a directory without them is an error), else looked up on PATH,
@@ -104,7 +110,7 @@ class Cluster:
                 + (f"\n{log.strip()}" if log else "")
             )
 
-    def start(self, settings: dict[str, str]) -> None:
+    def make_directories(self) -> None:
         for path in (self.data.parent, self.socket_dir):
             path.mkdir(parents=True, exist_ok=True)
         if self.as_user:
@@ -113,6 +119,9 @@ class Cluster:
                 os.chown(path, user.pw_uid, user.pw_gid)
         # Clients of any user must reach the socket.
         self.socket_dir.chmod(0o755)
+
+    def start(self, settings: dict[str, str]) -> None:
+        self.make_directories()
         self.run(
             "initdb",
             "--pgdata",
@@ -128,6 +137,34 @@ class Cluster:
         settings = dict(settings, unix_socket_directories=f"'{self.socket_dir}'")
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+        self.run_server()
+
+    def start_standby(self, primary: Cluster, slot: str) -> None:
+        """
+        Copy primary's data with pg_basebackup -R, which makes this a standby
+        streaming primary's WAL through slot, and start it on a socket of its
+        own (the copied postgresql.conf names primary's: a later line wins).
+        """
+        self.make_directories()
+        self.run(
+            "pg_basebackup",
+            "--pgdata",
+            str(self.data),
+            "--host",
+            str(primary.socket_dir),
+            "--username=postgres",
+            "--write-recovery-conf",
+            "--wal-method=stream",
+            "--create-slot",
+            f"--slot={slot}",
+            "--checkpoint=fast",
+            "--no-sync",
+        )
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write(f"unix_socket_directories = '{self.socket_dir}'\n")
+        self.run_server()
+
+    def run_server(self) -> None:
         data, log = str(self.data), str(self.log)
         self.run("pg_ctl", "start", "--pgdata", data, "--wait", "--log", log)
         self.started = True
@@ -160,8 +197,16 @@ def create_database(host: str, name: str, drop_first: bool = False) -> None:
     )
 
 
-def run_with_clusters(command: list[str], servers: int, durable: bool) -> int:
+def run_with_clusters(
+    command: list[str], servers: int, durable: bool, standbys: int = 0
+) -> int:
     if os.environ.get("MULTIDB_PGHOSTS"):
+        if standbys and not os.environ.get("MULTIDB_PG_STANDBYS"):
+            raise ScriptError(
+                "--standbys can't be given servers in MULTIDB_PGHOSTS without "
+                "their standbys: set MULTIDB_PG_STANDBYS to the standbys' socket "
+                "directories, or unset MULTIDB_PGHOSTS to start throwaway servers."
+            )
         print(f"Using the servers in MULTIDB_PGHOSTS={os.environ['MULTIDB_PGHOSTS']}")
         return subprocess.run(command).returncode
     bindir = find_bindir()
@@ -178,6 +223,9 @@ def run_with_clusters(command: list[str], servers: int, durable: bool) -> int:
     root = Path(tempfile.mkdtemp(prefix="multidb-pg-"))
     root.chmod(0o755)
     clusters = [Cluster(bindir, root, f"server{i}", as_user) for i in range(servers)]
+    replicas = [
+        Cluster(bindir, root, f"server0-standby{i}", as_user) for i in range(standbys)
+    ]
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt
@@ -187,6 +235,8 @@ def run_with_clusters(command: list[str], servers: int, durable: bool) -> int:
     try:
         for cluster in clusters:
             cluster.start(settings)
+        for index, replica in enumerate(replicas):
+            replica.start_standby(clusters[0], slot=f"standby{index}")
         hosts = os.pathsep.join(str(c.socket_dir) for c in clusters)
         print(
             f"Started {servers} throwaway PostgreSQL server(s) from {bindir} in "
@@ -199,9 +249,16 @@ def run_with_clusters(command: list[str], servers: int, durable: bool) -> int:
             MULTIDB_PGDATA=os.pathsep.join(str(c.data) for c in clusters),
             MULTIDB_PG_BINDIR=str(bindir),
         )
+        if replicas:
+            standby_hosts = os.pathsep.join(str(c.socket_dir) for c in replicas)
+            print(f"and {standbys} standby(s) of the first: {standby_hosts}")
+            env.update(
+                MULTIDB_PG_STANDBYS=standby_hosts,
+                MULTIDB_PG_STANDBY_DATA=os.pathsep.join(str(c.data) for c in replicas),
+            )
         return subprocess.run(command, env=env).returncode
     finally:
-        for cluster in clusters:
+        for cluster in [*replicas, *clusters]:
             cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
         signal.signal(signal.SIGTERM, previous)
@@ -214,6 +271,12 @@ def main() -> int:
     )
     parser.add_argument("--servers", type=int, default=2, help="how many (default 2)")
     parser.add_argument(
+        "--standbys",
+        type=int,
+        default=0,
+        help="hot standbys of the first server, streaming its WAL (default 0)",
+    )
+    parser.add_argument(
         "--durable", action="store_true", help="keep fsync and synchronous_commit on"
     )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ...")
@@ -221,7 +284,7 @@ def main() -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the command to run after --")
-    return run_with_clusters(command, args.servers, args.durable)
+    return run_with_clusters(command, args.servers, args.durable, args.standbys)
 
 
 if __name__ == "__main__":

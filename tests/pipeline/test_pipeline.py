@@ -335,6 +335,56 @@ def test_pgcluster_removes_its_servers_when_the_command_fails():
     assert "Stopped and removed the throwaway server(s)" in result.stdout
 
 
+def test_pgcluster_standbys_replay_the_primary():
+    env = {key: value for key, value in os.environ.items() if key != "MULTIDB_PGHOSTS"}
+    # A write on the primary reaches the standby once it has replayed the
+    # primary's WAL position after the write, and not while replay is paused.
+    script = (
+        "import os, time, psycopg\n"
+        "[primary] = os.environ['MULTIDB_PGHOSTS'].split(os.pathsep)\n"
+        "[standby] = os.environ['MULTIDB_PG_STANDBYS'].split(os.pathsep)\n"
+        "print(standby)\n"
+        "def connect(host):\n"
+        "    return psycopg.connect(host=host, user='postgres', dbname='postgres',\n"
+        "                           autocommit=True)\n"
+        "p, s = connect(primary), connect(standby)\n"
+        "assert s.execute('SELECT pg_is_in_recovery()').fetchone()[0]\n"
+        "def replayed(lsn):\n"
+        "    deadline = time.monotonic() + 10\n"
+        "    while not s.execute('SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn',\n"
+        "                        [lsn]).fetchone()[0]:\n"
+        "        if time.monotonic() > deadline:\n"
+        "            return False\n"
+        "        time.sleep(0.01)\n"
+        "    return True\n"
+        "p.execute('CREATE TABLE t (v int)')\n"
+        "p.execute('INSERT INTO t VALUES (1)')\n"
+        "assert replayed(p.execute('SELECT pg_current_wal_lsn()').fetchone()[0])\n"
+        "assert s.execute('SELECT v FROM t').fetchall() == [(1,)]\n"
+        "s.execute('SELECT pg_wal_replay_pause()')\n"
+        "p.execute('INSERT INTO t VALUES (2)')\n"
+        "lsn = p.execute('SELECT pg_current_wal_lsn()').fetchone()[0]\n"
+        "time.sleep(0.5)\n"
+        "assert s.execute('SELECT v FROM t').fetchall() == [(1,)]\n"
+        "s.execute('SELECT pg_wal_replay_resume()')\n"
+        "assert replayed(lsn)\n"
+        "assert s.execute('SELECT v FROM t ORDER BY v').fetchall() == [(1,), (2,)]\n"
+    )
+    result = subprocess.run(
+        [sys.executable, SCRIPTS / "pgcluster.py", "--servers", "1", "--standbys"]
+        + ["1", "--", sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    [standby] = [line for line in result.stdout.splitlines() if line.startswith("/")]
+    assert "standby" in standby
+    assert not Path(standby).exists()
+    root = str(Path(standby).parent.parent)
+    assert subprocess.run(["pgrep", "-f", root]).returncode == 1
+
+
 def test_pgcluster_says_what_to_install_without_server_binaries(monkeypatch):
     import _common
     import pgcluster
