@@ -1,0 +1,359 @@
+"""
+Read replicas (django.db.replicas): a database "r" with the replica
+"r_replica", added at run time. On SQLite the replica is the same file, a
+replica that never lags; on PostgreSQL it's a real hot standby of the first
+server (scripts/pgcluster.py --standbys 1), streaming its WAL.
+"""
+
+import contextvars
+import os
+import tempfile
+import threading
+import time
+import uuid
+from unittest import mock
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import OperationalError, connection, connections, models, transaction
+from django.db.replicas import check_replicas, positions
+from django.test import SimpleTestCase, TransactionTestCase
+from django.test.utils import CaptureQueriesContext, isolate_apps
+
+SQLITE = "django.db.backends.sqlite3"
+
+
+def in_a_new_context(function):
+    """Run function in a context of its own, as a new request or task is."""
+    return contextvars.Context().run(function)
+
+
+def database_settings(directory):
+    """The settings of 'r' and of its replica, and how to remove 'r'."""
+    if connection.vendor == "sqlite":
+        path = os.path.join(directory, "r.sqlite3")
+        return {"ENGINE": SQLITE, "NAME": path}, {"ENGINE": SQLITE, "NAME": path}
+    standbys = os.environ.get("MULTIDB_PG_STANDBYS")
+    if not standbys:
+        raise ImproperlyConfigured(
+            "The replica tests need a standby of the first server: run them "
+            "through scripts/pgcluster.py --standbys 1."
+        )
+    primary = dict(connections["default"].settings_dict, TEST={})
+    primary["NAME"] = f"multidb_r_{uuid.uuid4().hex[:8]}"
+    replica = dict(primary, HOST=standbys.split(os.pathsep)[0])
+    return primary, replica
+
+
+class ReplicaTestCase(TransactionTestCase):
+    available_apps = ["multiple_databases"]
+    databases = {"default"}
+
+    def setUp(self):
+        directory = tempfile.TemporaryDirectory()
+        self.addCleanup(directory.cleanup)
+        primary, replica = database_settings(directory.name)
+        allowed = mock.patch.object(
+            type(self), "databases", {*self.databases, "r", "r_replica"}
+        )
+        allowed.start()
+        self.addCleanup(allowed.stop)
+        if connection.vendor == "postgresql":
+            self.create_database(primary["NAME"])
+        connections.add("r_replica", replica)
+        self.addCleanup(connections.remove, "r_replica")
+        connections.add("r", {**primary, "REPLICAS": ["r_replica"]})
+        self.addCleanup(connections.remove, "r")
+
+        class Account(models.Model):
+            name = models.CharField(max_length=20)
+
+            class Meta:
+                app_label = "multiple_databases"
+                db_connection = "r"
+
+        self.Account = Account
+        with connections["r"].schema_editor() as editor:
+            editor.create_model(Account)
+        self.addCleanup(self.drop_table)
+        self.wait_for_replay()
+
+    def create_database(self, name):
+        quoted = connection.ops.quote_name(name)
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {quoted}")
+
+        def drop():
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS {quoted}")
+
+        self.addCleanup(drop)
+
+    def drop_table(self):
+        for alias in ("r", "r_replica"):
+            connections[alias].close()
+        if connection.vendor != "postgresql":
+            with connections["r"].schema_editor() as editor:
+                editor.delete_model(self.Account)
+
+    def wait_for_replay(self):
+        """Until the standby replayed what the primary wrote so far."""
+        if connection.vendor != "postgresql":
+            return
+        with connections["r"].cursor() as cursor:
+            cursor.execute("SELECT pg_current_wal_lsn()")
+            [lsn] = cursor.fetchone()
+        deadline = time.monotonic() + 10
+        replica = connections["r_replica"]
+        while True:
+            try:
+                # Until then, the database may not be there on the standby.
+                with replica.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [lsn]
+                    )
+                    if cursor.fetchone()[0]:
+                        return
+            except OperationalError:
+                replica.close()
+            self.assertLess(time.monotonic(), deadline, "the standby lags")
+            time.sleep(0.01)
+
+    def served_by(self, function):
+        """Which of 'r' and 'r_replica' ran the queries of function, and its result."""
+        with CaptureQueriesContext(connections["r"]) as on_primary:
+            with CaptureQueriesContext(connections["r_replica"]) as on_replica:
+                result = function()
+        served = set()
+        if any("account" in query["sql"] for query in on_primary.captured_queries):
+            served.add("r")
+        if any("account" in query["sql"] for query in on_replica.captured_queries):
+            served.add("r_replica")
+        return served, result
+
+    def pause_replay(self):
+        with connections["r_replica"].cursor() as cursor:
+            cursor.execute("SELECT pg_wal_replay_pause()")
+
+        def resume():
+            with connections["r_replica"].cursor() as cursor:
+                cursor.execute("SELECT pg_wal_replay_resume()")
+
+        self.addCleanup(resume)
+        return resume
+
+
+@isolate_apps("multiple_databases")
+class ReplicaTests(ReplicaTestCase):
+    def test_reads_go_to_the_replica(self):
+        served, count = in_a_new_context(
+            lambda: self.served_by(lambda: self.Account.objects.count())
+        )
+        self.assertEqual(served, {"r_replica"})
+        self.assertEqual(count, 0)
+        served, _ = in_a_new_context(
+            lambda: self.served_by(lambda: list(self.Account.objects.all()))
+        )
+        self.assertEqual(served, {"r_replica"})
+
+    def test_instances_read_from_a_replica_belong_to_the_database(self):
+        self.Account.objects.create(name="ann")
+        self.wait_for_replay()
+
+        def read_and_save():
+            account = self.Account.objects.get()
+            account.name = "bob"
+            account.save()
+            return account
+
+        served, account = in_a_new_context(lambda: self.served_by(read_and_save))
+        self.assertEqual(served, {"r", "r_replica"})
+        self.assertEqual(account._state.db, "r")
+        with transaction.atomic(using="r"):
+            self.assertEqual(self.Account.objects.get().name, "bob")
+
+    def test_atomic_blocks_and_locks_read_the_database(self):
+        def in_atomic():
+            with transaction.atomic(using="r"):
+                return self.Account.objects.count()
+
+        served, _ = in_a_new_context(lambda: self.served_by(in_atomic))
+        self.assertEqual(served, {"r"})
+        if connections["r"].features.has_select_for_update:
+
+            def locked():
+                with transaction.atomic(using="r"):
+                    return list(self.Account.objects.select_for_update())
+
+            served, _ = in_a_new_context(lambda: self.served_by(locked))
+            self.assertEqual(served, {"r"})
+
+    def test_a_context_reads_its_own_writes(self):
+        def write_then_read():
+            self.Account.objects.create(name="ann")
+            return self.served_by(lambda: self.Account.objects.count())
+
+        served, count = in_a_new_context(write_then_read)
+        self.assertEqual(count, 1)
+        if connection.vendor != "postgresql":
+            # No WAL position to wait for: the database serves the reads.
+            self.assertEqual(served, {"r"})
+        # Another context didn't write: a replica serves it.
+        self.wait_for_replay()
+        served, count = in_a_new_context(
+            lambda: self.served_by(lambda: self.Account.objects.count())
+        )
+        self.assertEqual((served, count), ({"r_replica"}, 1))
+
+    def test_writes_in_atomic_blocks_are_seen_after_commit(self):
+        def write_then_read():
+            with transaction.atomic(using="r"):
+                self.Account.objects.create(name="ann")
+                self.Account.objects.create(name="bob")
+            return self.served_by(lambda: self.Account.objects.count())
+
+        served, count = in_a_new_context(write_then_read)
+        self.assertEqual(count, 2)
+
+        def rolled_back_then_read():
+            try:
+                with transaction.atomic(using="r"):
+                    self.Account.objects.create(name="cid")
+                    raise ValueError
+            except ValueError:
+                pass
+            return positions.get()
+
+        # A rolled back block leaves nothing to wait for.
+        self.assertIsNone(in_a_new_context(rolled_back_then_read))
+
+    def test_a_replica_that_cant_be_reached_is_left_out(self):
+        primary = dict(connections.settings["r"])
+        del primary["REPLICAS"]
+        gone = dict(primary)
+        if connection.vendor == "sqlite":
+            gone["NAME"] = "/nonexistent/directory/r.sqlite3"
+        else:
+            gone["HOST"] = "/nonexistent/directory"
+        allowed = mock.patch.object(
+            type(self), "databases", {*self.databases, "r_gone"}
+        )
+        allowed.start()
+        self.addCleanup(allowed.stop)
+        connections.add("r_gone", gone)
+        self.addCleanup(connections.remove, "r_gone")
+        connections.remove("r")
+        connections.add("r", {**primary, "REPLICAS": ["r_gone"]})
+        with self.assertLogs("django.db.replicas", "WARNING") as logs:
+            served, count = in_a_new_context(
+                lambda: self.served_by(lambda: self.Account.objects.count())
+            )
+        self.assertEqual((served, count), ({"r"}, 0))
+        self.assertIn("The replica 'r_gone' of 'r' is left out", logs.output[0])
+        # Left out for a while: no second attempt, no second warning.
+        with self.assertNoLogs("django.db.replicas", "WARNING"):
+            self.assertEqual(in_a_new_context(self.Account.objects.count), 0)
+
+
+@isolate_apps("multiple_databases")
+class ReadYourWritesTests(ReplicaTestCase):
+    """A standby that replays nothing for a while (PostgreSQL only)."""
+
+    def setUp(self):
+        if connection.vendor != "postgresql":
+            self.skipTest("SQLite has no standby to pause.")
+        super().setUp()
+
+    def test_reads_wait_for_the_replica_to_replay_the_write(self):
+        resume = self.pause_replay()
+
+        def write_then_read():
+            self.Account.objects.create(name="ann")
+            return self.served_by(lambda: self.Account.objects.count())
+
+        served, count = in_a_new_context(write_then_read)
+        self.assertEqual((served, count), ({"r"}, 1))
+        resume()
+        self.wait_for_replay()
+        # Once replayed, the replica serves the context again.
+        context = contextvars.Context()
+        context.run(self.Account.objects.create, name="bob")
+        self.wait_for_replay()
+        # Not trusting the replay position read a moment ago.
+        with mock.patch("django.db.replicas.REPLICA_CHECK_INTERVAL", 0):
+            served, count = context.run(
+                lambda: self.served_by(lambda: self.Account.objects.count())
+            )
+        self.assertEqual((served, count), ({"r_replica"}, 2))
+
+    def test_without_the_position_the_read_is_stale(self):
+        # What the position prevents: the same write and read, with the
+        # position forgotten, read the paused standby.
+        self.pause_replay()
+
+        def write_forget_then_read():
+            self.Account.objects.create(name="ann")
+            positions.set(None)
+            return self.served_by(lambda: self.Account.objects.count())
+
+        served, count = in_a_new_context(write_forget_then_read)
+        self.assertEqual((served, count), ({"r_replica"}, 0))
+
+    def test_other_threads_have_their_own_context(self):
+        self.pause_replay()
+        self.Account.objects.create(name="ann")
+        seen = []
+
+        def read():
+            try:
+                seen.append(self.served_by(self.Account.objects.count))
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join()
+        self.assertEqual(seen, [({"r_replica"}, 0)])
+
+
+class ReplicaSettingsTests(SimpleTestCase):
+    def assertError(self, databases, message):
+        with mock.patch.object(connections, "settings", databases):
+            errors = check_replicas()
+        self.assertEqual([error.id for error in errors], ["multidb.E010"])
+        self.assertIn(message, errors[0].msg)
+
+    def test_bad_replicas(self):
+        base = {"default": {"ENGINE": SQLITE}, "r": {"ENGINE": SQLITE}}
+        cases = [
+            ({"REPLICAS": "r"}, "must be a list of database aliases, not 'r'"),
+            ({"REPLICAS": ["x"]}, "lists 'x', which isn't configured"),
+            ({"REPLICAS": ["p"]}, "lists the database itself"),
+            ({"REPLICAS": ["default"]}, "lists 'default'"),
+        ]
+        for extra, message in cases:
+            with self.subTest(extra=extra):
+                self.assertError({**base, "p": {"ENGINE": SQLITE, **extra}}, message)
+        self.assertError(
+            {
+                **base,
+                "p": {"ENGINE": SQLITE, "REPLICAS": ["r"]},
+                "q": {"ENGINE": SQLITE, "REPLICAS": ["r"]},
+            },
+            "lists 'r', a replica of 'p' too",
+        )
+        self.assertError(
+            {
+                **base,
+                "p": {"ENGINE": "django.db.backends.postgresql", "REPLICAS": ["r"]},
+            },
+            "lists 'r', which has another ENGINE",
+        )
+
+    def test_good_replicas(self):
+        databases = {
+            "default": {"ENGINE": SQLITE},
+            "p": {"ENGINE": SQLITE, "REPLICAS": ["r"]},
+            "r": {"ENGINE": SQLITE},
+        }
+        with mock.patch.object(connections, "settings", databases):
+            self.assertEqual(check_replicas(), [])
