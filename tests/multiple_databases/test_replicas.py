@@ -16,10 +16,27 @@ from unittest import mock
 from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError, connection, connections, models, transaction
 from django.db.replicas import check_replicas, positions
-from django.test import SimpleTestCase, TransactionTestCase
+from django.http import HttpResponse, HttpResponseRedirect
+from django.test import Client, SimpleTestCase, TransactionTestCase, override_settings
 from django.test.utils import CaptureQueriesContext, isolate_apps
+from django.urls import path
 
 SQLITE = "django.db.backends.sqlite3"
+MIDDLEWARE = ["django.middleware.replicas.ReadYourWritesMiddleware"]
+# The model of the current test, for the views.
+current = {}
+
+
+def add_account(request):
+    current["model"].objects.create(name="ann")
+    return HttpResponseRedirect("/count/")
+
+
+def count_accounts(request):
+    return HttpResponse(str(current["model"].objects.count()))
+
+
+urlpatterns = [path("add/", add_account), path("count/", count_accounts)]
 
 
 def in_a_new_context(function):
@@ -71,7 +88,7 @@ class ReplicaTestCase(TransactionTestCase):
                 app_label = "multiple_databases"
                 db_connection = "r"
 
-        self.Account = Account
+        self.Account = current["model"] = Account
         with connections["r"].schema_editor() as editor:
             editor.create_model(Account)
         self.addCleanup(self.drop_table)
@@ -226,6 +243,25 @@ class ReplicaTests(ReplicaTestCase):
         # A rolled back block leaves nothing to wait for.
         self.assertIsNone(in_a_new_context(rolled_back_then_read))
 
+    @override_settings(ROOT_URLCONF=__name__, MIDDLEWARE=MIDDLEWARE)
+    def test_the_next_request_reads_the_write(self):
+        client = Client()
+        # Each request in a context of its own, as servers give them.
+        response = in_a_new_context(lambda: client.post("/add/"))
+        self.assertIn("multidb_positions", response.cookies)
+        served, response = in_a_new_context(
+            lambda: self.served_by(lambda: client.get("/count/"))
+        )
+        self.assertEqual(response.content, b"1")
+        if connection.vendor != "postgresql":
+            self.assertEqual(served, {"r"})
+        # A cookie that isn't the middleware's is ignored.
+        client.cookies["multidb_positions"] = '{"r": "primary"}'
+        served, response = in_a_new_context(
+            lambda: self.served_by(lambda: client.get("/count/"))
+        )
+        self.assertEqual((served, response.content), ({"r_replica"}, b"1"))
+
     def test_a_replica_that_cant_be_reached_is_left_out(self):
         primary = dict(connections.settings["r"])
         del primary["REPLICAS"]
@@ -284,6 +320,22 @@ class ReadYourWritesTests(ReplicaTestCase):
                 lambda: self.served_by(lambda: self.Account.objects.count())
             )
         self.assertEqual((served, count), ({"r_replica"}, 2))
+
+    @override_settings(ROOT_URLCONF=__name__, MIDDLEWARE=MIDDLEWARE)
+    def test_the_next_request_waits_for_the_replica(self):
+        self.pause_replay()
+        client = Client()
+        in_a_new_context(lambda: client.post("/add/"))
+        served, response = in_a_new_context(
+            lambda: self.served_by(lambda: client.get("/count/"))
+        )
+        self.assertEqual((served, response.content), ({"r"}, b"1"))
+        # Without the cookie, the next request reads the paused standby.
+        client.cookies.clear()
+        served, response = in_a_new_context(
+            lambda: self.served_by(lambda: client.get("/count/"))
+        )
+        self.assertEqual((served, response.content), ({"r_replica"}, b"0"))
 
     def test_without_the_position_the_read_is_stale(self):
         # What the position prevents: the same write and read, with the
