@@ -401,6 +401,16 @@ class ReplicaSettingsTests(SimpleTestCase):
             "lists 'r', which has another ENGINE",
         )
 
+    def test_added_at_run_time(self):
+        before = list(connections)
+        msg = (
+            "The setting REPLICAS of database 'x' must be a list of database "
+            "aliases, not 'r'."
+        )
+        with self.assertRaisesMessage(ImproperlyConfigured, msg):
+            connections.add("x", {"ENGINE": SQLITE, "REPLICAS": "r"})
+        self.assertEqual(list(connections), before)
+
     def test_good_replicas(self):
         databases = {
             "default": {"ENGINE": SQLITE},
