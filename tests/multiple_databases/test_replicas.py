@@ -7,6 +7,7 @@ server (scripts/pgcluster.py --standbys 1), streaming its WAL.
 
 import contextvars
 import os
+import pickle
 import tempfile
 import threading
 import time
@@ -172,6 +173,21 @@ class ReplicaTests(ReplicaTestCase):
         )
         self.assertEqual(served, {"r_replica"})
 
+    def test_querysets_that_name_the_database_or_write_read_it(self):
+        self.Account.objects.create(name="ann")
+        self.wait_for_replay()
+        cases = {
+            "using()": lambda: self.Account.objects.using("r").count(),
+            "get_or_create()": lambda: self.Account.objects.get_or_create(name="ann")[
+                1
+            ],
+            "delete()": lambda: self.Account.objects.filter(name="bob").delete(),
+        }
+        for name, operation in cases.items():
+            with self.subTest(name):
+                served, _ = in_a_new_context(lambda: self.served_by(operation))
+                self.assertEqual(served, {"r"})
+
     def test_instances_read_from_a_replica_belong_to_the_database(self):
         self.Account.objects.create(name="ann")
         self.wait_for_replay()
@@ -185,6 +201,11 @@ class ReplicaTests(ReplicaTestCase):
         served, account = in_a_new_context(lambda: self.served_by(read_and_save))
         self.assertEqual(served, {"r", "r_replica"})
         self.assertEqual(account._state.db, "r")
+        # Pickled (e.g. cached), an instance is read again by routing.
+        fresh = in_a_new_context(self.Account.objects.get)
+        self.assertIsNot(type(fresh._state.db), str)
+        state = pickle.loads(pickle.dumps(fresh._state))
+        self.assertEqual((type(state.db), state.db), (str, "r"))
         with transaction.atomic(using="r"):
             self.assertEqual(self.Account.objects.get().name, "bob")
 
