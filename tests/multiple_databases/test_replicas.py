@@ -15,7 +15,14 @@ import uuid
 from unittest import mock
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import OperationalError, connection, connections, models, transaction
+from django.db import (
+    OperationalError,
+    connection,
+    connections,
+    models,
+    replicas,
+    transaction,
+)
 from django.db.replicas import check_replicas, positions
 from django.http import HttpResponse, HttpResponseRedirect
 from django.test import Client, SimpleTestCase, TransactionTestCase, override_settings
@@ -69,6 +76,7 @@ class ReplicaTestCase(TransactionTestCase):
     def setUp(self):
         directory = tempfile.TemporaryDirectory()
         self.addCleanup(directory.cleanup)
+        self.addCleanup(replicas.reset)
         primary, replica = database_settings(directory.name)
         allowed = mock.patch.object(
             type(self), "databases", {*self.databases, "r", "r_replica"}
@@ -264,6 +272,79 @@ class ReplicaTests(ReplicaTestCase):
         # A rolled back block leaves nothing to wait for.
         self.assertIsNone(in_a_new_context(rolled_back_then_read))
 
+    def test_writes_stay_tracked_after_an_execute_wrapper(self):
+        # The thread's first connection is made inside an execute_wrapper()
+        # block, which removes the last wrapper when it ends.
+        if connection.vendor == "postgresql":
+            self.pause_replay()
+        found = []
+
+        def in_a_thread():
+            try:
+                with connections["r"].execute_wrapper(
+                    lambda execute, *args: execute(*args)
+                ):
+                    self.Account.objects.using("r").count()
+                found.append(list(connections["r"].execute_wrappers))
+                found.append(
+                    self.served_by(
+                        lambda: (
+                            self.Account.objects.create(name="ann"),
+                            self.Account.objects.count(),
+                        )[1]
+                    )
+                )
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=in_a_thread)
+        thread.start()
+        thread.join()
+        wrappers, (served, count) = found
+        self.assertEqual((wrappers, count), ([replicas.track_writes], 1))
+        if connection.vendor != "postgresql":
+            self.assertEqual(served, {"r"})
+
+    def test_on_commit_callbacks_read_the_blocks_writes(self):
+        if connection.vendor == "postgresql":
+            self.pause_replay()
+        seen = []
+
+        def write():
+            with transaction.atomic(using="r"):
+                # Registered before the block writes.
+                transaction.on_commit(
+                    lambda: seen.append(self.served_by(self.Account.objects.count)),
+                    using="r",
+                )
+                self.Account.objects.create(name="ann")
+
+        in_a_new_context(write)
+        [(served, count)] = seen
+        self.assertEqual(count, 1)
+        if connection.vendor != "postgresql":
+            self.assertEqual(served, {"r"})
+
+    def test_transactions_without_atomic_read_the_database(self):
+        def write_then_read():
+            transaction.set_autocommit(False, using="r")
+            try:
+                self.Account.objects.bulk_create(
+                    [self.Account(name="ann"), self.Account(name="bob")]
+                )
+                # Not committed yet: only the database has the rows.
+                before = self.served_by(self.Account.objects.count)
+                transaction.commit(using="r")
+                after = self.served_by(self.Account.objects.count)
+                transaction.commit(using="r")
+            finally:
+                transaction.set_autocommit(True, using="r")
+            return before, after
+
+        before, after = in_a_new_context(write_then_read)
+        self.assertEqual(before, ({"r"}, 2))
+        self.assertEqual(after, ({"r"}, 2))
+
     @override_settings(ROOT_URLCONF=__name__, MIDDLEWARE=MIDDLEWARE)
     def test_the_next_request_reads_the_write(self):
         client = Client()
@@ -357,6 +438,60 @@ class ReadYourWritesTests(ReplicaTestCase):
             lambda: self.served_by(lambda: client.get("/count/"))
         )
         self.assertEqual((served, response.content), ({"r_replica"}, b"0"))
+
+    def test_asynchronous_commits(self):
+        # With synchronous_commit off, a commit returns before its WAL is
+        # written: the position to wait for is where it was inserted.
+        settings_dict = dict(connections.settings["r"])
+        connections.remove("r")
+        connections.add(
+            "r",
+            {**settings_dict, "OPTIONS": {"options": "-c synchronous_commit=off"}},
+        )
+
+        def write_then_read(number):
+            self.Account.objects.create(name=f"n{number}")
+            return self.Account.objects.filter(name=f"n{number}").exists()
+
+        found = [in_a_new_context(lambda: write_then_read(n)) for n in range(30)]
+        self.assertEqual(found, [True] * 30)
+
+    def test_a_replica_connection_that_breaks_is_left_out(self):
+        replica = connections["r_replica"]
+        in_a_new_context(self.Account.objects.count)
+        with replica.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            [pid] = cursor.fetchone()
+        killer = connections.create_connection("r_replica")
+        try:
+            with killer.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        finally:
+            killer.close()
+        with self.assertLogs("django.db.replicas", "WARNING") as logs:
+            served, count = in_a_new_context(
+                lambda: self.served_by(self.Account.objects.count)
+            )
+        # Tried on the replica, served by the database.
+        self.assertEqual((served, count), ({"r", "r_replica"}, 0))
+        self.assertIn("The replica 'r_replica' of 'r' is left out", logs.output[0])
+
+    def test_statements_that_arent_strings_are_writes(self):
+        if connection.Database.__name__ == "psycopg":
+            from psycopg import sql
+        else:
+            from psycopg2 import sql
+        self.pause_replay()
+        statement = sql.SQL("INSERT INTO {} (name) VALUES ('ann')").format(
+            sql.Identifier(self.Account._meta.db_table)
+        )
+
+        def write_then_read():
+            with connections["r"].cursor() as cursor:
+                cursor.execute(statement)
+            return self.served_by(self.Account.objects.count)
+
+        self.assertEqual(in_a_new_context(write_then_read), ({"r"}, 1))
 
     def test_without_the_position_the_read_is_stale(self):
         # What the position prevents: the same write and read, with the
