@@ -286,9 +286,12 @@ def main() -> int:
     if args.db == "postgres" and not os.environ.get("MULTIDB_PGHOSTS"):
         from pgcluster import run_with_clusters
 
-        # The fork's tests span two servers, as tests/settings_postgres.py says.
-        servers = 2 if args.fork else 1
-        return run_with_clusters([sys.executable, *sys.argv], servers, durable=False)
+        # The fork's tests span two servers, as tests/settings_postgres.py
+        # says, and its replica tests need a standby of the first.
+        servers, standbys = (2, 1) if args.fork else (1, 0)
+        return run_with_clusters(
+            [sys.executable, *sys.argv], servers, durable=False, standbys=standbys
+        )
 
     if not (args.fork or args.record):
         # Before a run of many minutes that would be compared with it.
