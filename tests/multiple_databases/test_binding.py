@@ -1041,6 +1041,26 @@ class MigrateAllDatabasesTests(TransactionTestCase):
         )
         self.assertIn("auth_user", tables["fresh2"])
 
+    def test_all_databases_leaves_read_replicas_out(self):
+        # They replay what their database is migrated to.
+        memory = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+        connections.add("replica1", memory)
+        self.addCleanup(connections.remove, "replica1")
+        connections.add("fresh1", {**memory, "REPLICAS": ["replica1"]})
+        self.addCleanup(connections.remove, "fresh1")
+        with mock.patch.object(
+            type(self), "databases", {*self.databases, "fresh1", "replica1"}
+        ):
+            out = io.StringIO()
+            management.call_command(
+                "migrate", all_databases=True, plan=True, stdout=out
+            )
+        headings = [
+            line for line in out.getvalue().splitlines() if line.startswith("Database")
+        ]
+        self.assertIn("Database 'fresh1':", headings)
+        self.assertNotIn("Database 'replica1':", headings)
+
     def test_all_databases_excludes_database(self):
         with self.assertRaises(management.CommandError) as caught:
             management.call_command("migrate", "--all-databases", "--database=a")

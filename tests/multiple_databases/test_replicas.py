@@ -557,6 +557,32 @@ class ReplicaSettingsTests(SimpleTestCase):
             "lists 'r', which has another ENGINE",
         )
 
+    def test_replica_mirroring_another_database(self):
+        self.assertError(
+            {
+                "default": {"ENGINE": SQLITE},
+                "p": {"ENGINE": SQLITE, "REPLICAS": ["r"]},
+                "r": {"ENGINE": SQLITE, "TEST": {"MIRROR": "default"}},
+            },
+            "lists 'r', which is a test mirror of 'default'",
+        )
+
+    def test_binding_to_a_replica(self):
+        databases = {
+            "default": {"ENGINE": SQLITE},
+            "p": {"ENGINE": SQLITE, "REPLICAS": ["r"]},
+            "r": {"ENGINE": SQLITE, "TEST": {"MIRROR": "p"}},
+        }
+        with override_settings(DATABASE_BINDINGS={"auth": "r"}):
+            self.assertError(
+                databases,
+                "Models are bound to the database 'r', a replica of 'p': their "
+                "writes would go to the replica.",
+            )
+        with override_settings(DATABASE_BINDINGS={"auth": "p"}):
+            with mock.patch.object(connections, "settings", databases):
+                self.assertEqual(check_replicas(), [])
+
     def test_added_at_run_time(self):
         before = list(connections)
         msg = (
