@@ -10,6 +10,7 @@ For the full list of settings and their values, see
 https://docs.djangoproject.com/en/5.2/ref/settings/
 """
 
+import os
 from pathlib import Path
 
 # Build paths inside the project like this: BASE_DIR / 'subdir'.
@@ -46,6 +47,8 @@ MIDDLEWARE = [
     'django.middleware.common.CommonMiddleware',
     'django.middleware.csrf.CsrfViewMiddleware',
     'django.contrib.auth.middleware.AuthenticationMiddleware',
+    # A redirect after a change reads the change, also from replicas.
+    'django.middleware.replicas.ReadYourWritesMiddleware',
     'django.contrib.messages.middleware.MessageMiddleware',
     'django.middleware.clickjacking.XFrameOptionsMiddleware',
 ]
@@ -89,6 +92,34 @@ DATABASES = {
         'NAME': BASE_DIR / 'orders.sqlite3',
     },
 }
+
+# loadtest.py serves the shop from a PostgreSQL server (SHOP_PG_HOST, its
+# socket directory), with the server's hot standbys (SHOP_PG_STANDBYS, their
+# socket directories separated by os.pathsep) as replicas of 'orders'.
+if os.environ.get('SHOP_PG_HOST'):
+    for alias in DATABASES:
+        DATABASES[alias] = {
+            'ENGINE': 'django.db.backends.postgresql',
+            'HOST': os.environ['SHOP_PG_HOST'],
+            'USER': 'postgres',
+            'NAME': f'shop_{alias}',
+        }
+    standbys = [
+        host for host in os.environ.get('SHOP_PG_STANDBYS', '').split(os.pathsep) if host
+    ]
+    for number, host in enumerate(standbys, 1):
+        DATABASES[f'orders_r{number}'] = {
+            **DATABASES['orders'],
+            'HOST': host,
+            'TEST': {'MIRROR': 'orders'},
+        }
+    if standbys:
+        DATABASES['orders']['REPLICAS'] = [
+            f'orders_r{number}' for number in range(1, len(standbys) + 1)
+        ]
+    # To count the stale reads without the middleware (SHOP_FORGET_WRITES=1).
+    if os.environ.get('SHOP_FORGET_WRITES'):
+        MIDDLEWARE.remove('django.middleware.replicas.ReadYourWritesMiddleware')
 
 # auth and contenttypes live together on users, permissions beside their
 # content types (auth alone could move too). '*' puts every other app

@@ -17,6 +17,11 @@ Including another URLconf
 from django.contrib import admin
 from django.urls import path
 
+from shop import views
+
 urlpatterns = [
     path('admin/', admin.site.urls),
+    path('products/', views.catalog, name='catalog'),
+    path('products/<int:pk>/', views.product, name='product'),
+    path('products/<int:pk>/price/', views.set_price, name='set_price'),
 ]
