@@ -23,6 +23,7 @@ from django.db import (
     replicas,
     transaction,
 )
+from django.db.models.expressions import RawSQL
 from django.db.replicas import check_replicas, positions
 from django.http import HttpResponse, HttpResponseRedirect
 from django.test import Client, SimpleTestCase, TransactionTestCase, override_settings
@@ -506,6 +507,82 @@ class ReadYourWritesTests(ReplicaTestCase):
         served, count = in_a_new_context(write_forget_then_read)
         self.assertEqual((served, count), ({"r_replica"}, 0))
 
+    def configure(self, **extra):
+        """Configure 'r' again, with extra settings."""
+        settings_dict = dict(connections.settings["r"])
+        connections.remove("r")
+        connections.add("r", {**settings_dict, **extra})
+
+    def test_reads_wait_up_to_replica_wait(self):
+        self.configure(REPLICA_WAIT=5)
+        resume = self.pause_replay()
+        threading.Timer(0.3, in_a_new_context, [resume]).start()
+
+        def write_then_read():
+            self.Account.objects.create(name="ann")
+            started = time.monotonic()
+            served = self.served_by(self.Account.objects.count)
+            return served, time.monotonic() - started
+
+        try:
+            served, waited = in_a_new_context(write_then_read)
+        finally:
+            connections.close_all()
+        self.assertEqual(served, ({"r_replica"}, 1))
+        self.assertGreater(waited, 0.2)
+        self.assertLess(waited, 5)
+
+    def test_reads_wait_no_longer_than_replica_wait(self):
+        self.configure(REPLICA_WAIT=0.2)
+        self.pause_replay()
+
+        def write_then_read():
+            self.Account.objects.create(name="ann")
+            started = time.monotonic()
+            served = self.served_by(self.Account.objects.count)
+            return served, time.monotonic() - started
+
+        served, waited = in_a_new_context(write_then_read)
+        self.assertEqual(served, ({"r"}, 1))
+        self.assertGreaterEqual(waited, 0.2)
+
+    @mock.patch("django.db.replicas.REPLICA_LAG_INTERVAL", 0)
+    def test_a_replica_that_lags_more_than_replica_max_lag_is_left_out(self):
+        self.configure(REPLICA_MAX_LAG=0.1)
+        resume = self.pause_replay()
+        # Another context's write, which this one needn't see.
+        in_a_new_context(lambda: self.Account.objects.create(name="ann"))
+        time.sleep(0.3)
+        with self.assertLogs("django.db.replicas", "WARNING") as logs:
+            served = self.served_by(self.Account.objects.count)
+        self.assertEqual(served, ({"r"}, 1))
+        self.assertIn(
+            "The replica 'r_replica' of 'r' is left out while it lags more than "
+            "0.1s behind",
+            logs.output[0],
+        )
+        # Said once.
+        with self.assertNoLogs("django.db.replicas", "WARNING"):
+            self.assertEqual(self.served_by(self.Account.objects.count), ({"r"}, 1))
+        resume()
+        self.wait_for_replay()
+        self.assertEqual(self.served_by(self.Account.objects.count), ({"r_replica"}, 1))
+
+    def test_a_query_the_replica_cancels_runs_on_the_database(self):
+        in_a_new_context(lambda: self.Account.objects.create(name="ann"))
+        self.wait_for_replay()
+        with connections["r_replica"].cursor() as cursor:
+            cursor.execute("SET statement_timeout = 50")
+        slow = self.Account.objects.annotate(slept=RawSQL("pg_sleep(0.2)", []))
+        with self.assertNoLogs("django.db.replicas", "WARNING"):
+            served = in_a_new_context(lambda: self.served_by(lambda: len(slow)))
+        # Tried on the replica, served by the database; the replica stays in.
+        self.assertEqual(served, ({"r", "r_replica"}, 1))
+        self.assertEqual(
+            in_a_new_context(lambda: self.served_by(self.Account.objects.count)),
+            ({"r_replica"}, 1),
+        )
+
     def test_other_threads_have_their_own_context(self):
         self.pause_replay()
         self.Account.objects.create(name="ann")
@@ -583,6 +660,28 @@ class ReplicaSettingsTests(SimpleTestCase):
             with mock.patch.object(connections, "settings", databases):
                 self.assertEqual(check_replicas(), [])
 
+    def test_bad_limits(self):
+        base = {
+            "default": {"ENGINE": SQLITE},
+            "r": {"ENGINE": SQLITE},
+        }
+        for name, value in [
+            ("REPLICA_WAIT", "1"),
+            ("REPLICA_WAIT", -1),
+            ("REPLICA_MAX_LAG", float("nan")),
+            ("REPLICA_MAX_LAG", True),
+        ]:
+            with self.subTest(name=name, value=value):
+                self.assertError(
+                    {**base, "p": {"ENGINE": SQLITE, "REPLICAS": ["r"], name: value}},
+                    f"The {name} setting of database 'p' must be a number of "
+                    f"seconds, not {value!r}.",
+                )
+        self.assertError(
+            {**base, "p": {"ENGINE": SQLITE, "REPLICAS": ["r"], "REPLICA_MAX_LAG": 5}},
+            "The REPLICA_MAX_LAG setting of database 'p' needs PostgreSQL",
+        )
+
     def test_added_at_run_time(self):
         before = list(connections)
         msg = (
@@ -591,6 +690,13 @@ class ReplicaSettingsTests(SimpleTestCase):
         )
         with self.assertRaisesMessage(ImproperlyConfigured, msg):
             connections.add("x", {"ENGINE": SQLITE, "REPLICAS": "r"})
+        self.assertEqual(list(connections), before)
+        msg = (
+            "The setting REPLICA_WAIT of database 'x' must be a number of "
+            "seconds, not '1'."
+        )
+        with self.assertRaisesMessage(ImproperlyConfigured, msg):
+            connections.add("x", {"ENGINE": SQLITE, "REPLICA_WAIT": "1"})
         self.assertEqual(list(connections), before)
 
     def test_good_replicas(self):
