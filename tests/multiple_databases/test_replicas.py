@@ -457,7 +457,8 @@ class ReadYourWritesTests(ReplicaTestCase):
         found = [in_a_new_context(lambda: write_then_read(n)) for n in range(30)]
         self.assertEqual(found, [True] * 30)
 
-    def test_a_replica_connection_that_breaks_is_left_out(self):
+    def end_replica_session(self):
+        """End the session of this thread's connection to the replica."""
         replica = connections["r_replica"]
         in_a_new_context(self.Account.objects.count)
         with replica.cursor() as cursor:
@@ -469,13 +470,37 @@ class ReadYourWritesTests(ReplicaTestCase):
                 cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
         finally:
             killer.close()
-        with self.assertLogs("django.db.replicas", "WARNING") as logs:
-            served, count = in_a_new_context(
+
+    def test_a_replica_session_that_ends_runs_the_query_elsewhere(self):
+        # As when a standby ends it for a conflict with recovery.
+        self.end_replica_session()
+        with self.assertNoLogs("django.db.replicas", "WARNING"):
+            served = in_a_new_context(
                 lambda: self.served_by(self.Account.objects.count)
             )
-        # Tried on the replica, served by the database.
-        self.assertEqual((served, count), ({"r", "r_replica"}, 0))
+        # Tried on the replica, served by the database; the replica stays in.
+        self.assertEqual(served, ({"r", "r_replica"}, 0))
+        self.assertEqual(
+            in_a_new_context(lambda: self.served_by(self.Account.objects.count)),
+            ({"r_replica"}, 0),
+        )
+
+    def test_a_replica_that_breaks_and_cant_be_reached_is_left_out(self):
+        self.end_replica_session()
+        settings_dict = connections["r_replica"].settings_dict
+        self.addCleanup(settings_dict.__setitem__, "HOST", settings_dict["HOST"])
+        settings_dict["HOST"] = "/nonexistent/directory"
+        with self.assertLogs("django.db.replicas", "WARNING") as logs:
+            served = in_a_new_context(
+                lambda: self.served_by(self.Account.objects.count)
+            )
+        self.assertEqual(served, ({"r", "r_replica"}, 0))
         self.assertIn("The replica 'r_replica' of 'r' is left out", logs.output[0])
+        # Left out for a while: read from the database, not said again.
+        with self.assertNoLogs("django.db.replicas", "WARNING"):
+            with CaptureQueriesContext(connections["r"]) as on_primary:
+                self.assertEqual(in_a_new_context(self.Account.objects.count), 0)
+        self.assertEqual(len(on_primary.captured_queries), 1)
 
     def test_statements_that_arent_strings_are_writes(self):
         if connection.Database.__name__ == "psycopg":
