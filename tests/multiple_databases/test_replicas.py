@@ -485,6 +485,19 @@ class ReadYourWritesTests(ReplicaTestCase):
             ({"r_replica"}, 0),
         )
 
+    def test_a_replica_session_that_ends_before_the_position_check(self):
+        self.end_replica_session()
+
+        def write_then_read():
+            self.Account.objects.create(name="ann")
+            return self.served_by(self.Account.objects.count)
+
+        with self.assertNoLogs("django.db.replicas", "WARNING"):
+            served = in_a_new_context(write_then_read)
+        # The check failed, the database served the read, the replica stays.
+        self.assertEqual(served, ({"r"}, 1))
+        self.assertNotIn("r_replica", replicas._down)
+
     def test_a_replica_that_breaks_and_cant_be_reached_is_left_out(self):
         self.end_replica_session()
         settings_dict = connections["r_replica"].settings_dict
@@ -501,6 +514,33 @@ class ReadYourWritesTests(ReplicaTestCase):
             with CaptureQueriesContext(connections["r"]) as on_primary:
                 self.assertEqual(in_a_new_context(self.Account.objects.count), 0)
         self.assertEqual(len(on_primary.captured_queries), 1)
+
+    def test_iterator_follows_the_replica_disable_server_side_cursors(self):
+        # As for a standby behind a transaction pooler, unlike its database.
+        settings_dict = dict(connections.settings["r_replica"])
+        connections.remove("r_replica")
+        connections.add(
+            "r_replica", {**settings_dict, "DISABLE_SERVER_SIDE_CURSORS": True}
+        )
+        in_a_new_context(
+            lambda: self.Account.objects.bulk_create(
+                self.Account(name=name) for name in ["ann", "bob"]
+            )
+        )
+        self.wait_for_replay()
+
+        def iterate():
+            rows = self.Account.objects.order_by("name").iterator(chunk_size=1)
+            first = next(rows).name
+            with connections["r_replica"].cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM pg_cursors")
+                [cursors] = cursor.fetchone()
+            return [first, *(row.name for row in rows)], cursors
+
+        served, (names, cursors) = in_a_new_context(lambda: self.served_by(iterate))
+        self.assertEqual(served, {"r_replica"})
+        self.assertEqual(names, ["ann", "bob"])
+        self.assertEqual(cursors, 0)
 
     def test_statements_that_arent_strings_are_writes(self):
         if connection.Database.__name__ == "psycopg":
