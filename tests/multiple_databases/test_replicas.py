@@ -724,6 +724,11 @@ class ReplicaSettingsTests(SimpleTestCase):
         with override_settings(DATABASE_BINDINGS={"auth": "p"}):
             with mock.patch.object(connections, "settings", databases):
                 self.assertEqual(check_replicas(), [])
+        # A malformed setting is multidb.E007's to report.
+        with override_settings(DATABASE_BINDINGS={"auth": ["r"]}):
+            with mock.patch.object(connections, "settings", databases):
+                self.assertEqual(check_replicas(), [])
+            self.assertEqual(check_replicas(), [])
 
     def test_bad_limits(self):
         base = {
