@@ -82,21 +82,21 @@ def manage(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def delay_replay(data: str, seconds: float | None) -> None:
+def delay_replay(standby: str, seconds: float | None) -> None:
     """
-    Make the standby with the data directory data replay seconds late, or,
-    with None, as soon as it can again.
+    Make the standby at standby replay seconds late, or, with None, as soon
+    as it can again (ALTER SYSTEM: psql quotes the value).
     """
-    conf = Path(data, "postgresql.conf")
-    lines = [
-        line
-        for line in conf.read_text().splitlines(keepends=True)
-        if not line.startswith("recovery_min_apply_delay")
-    ]
-    if seconds is not None:
-        lines.append(f"recovery_min_apply_delay = '{seconds * 1000:.0f}ms'\n")
-    conf.write_text("".join(lines))
-    pg_ctl("reload", "--pgdata", data)
+    if seconds is None:
+        psql(standby, "postgres", "ALTER SYSTEM RESET recovery_min_apply_delay;")
+    else:
+        psql(
+            standby,
+            "postgres",
+            "ALTER SYSTEM SET recovery_min_apply_delay = :'delay';",
+            delay=f"{seconds * 1000:.0f}ms",
+        )
+    psql(standby, "postgres", "SELECT pg_reload_conf();")
 
 
 def pg_ctl(*args: str) -> None:
@@ -456,8 +456,8 @@ def main() -> int:
     env.pop("DJANGO_SETTINGS_MODULE", None)
     problems = []
     try:
-        for data in standby_data:
-            delay_replay(data, args.lag)
+        for standby in standbys:
+            delay_replay(standby, args.lag)
         setup(host, standbys, env)
         ways = {
             "primary alone": ({"SHOP_PG_STANDBYS": ""}, None),
@@ -507,8 +507,8 @@ def main() -> int:
                 shown = [f"{value:.0f}" if value else "-" for value in counted[:2]]
                 print(f"{way:28} {micro:>12.1f} {shown[0]:>12} {shown[1]:>13}")
     finally:
-        for data in standby_data:
-            delay_replay(data, None)
+        for standby in standbys:
+            delay_replay(standby, None)
         for name in DATABASES:
             psql(
                 host,
