@@ -3,18 +3,28 @@
 Check the patch series as CI does: patches/series names each patch once and
 every patch file is listed; each patch has a subject, a body and the DEP-3
 trailers (Origin, Forwarded, Last-Update); none repeats the pinned version;
-the series applies to the pinned sdist with no fuzz (scripts/vendor.py); and
-exporting the result gives back patches/ byte for byte.
+the series applies to the pinned sdist with no fuzz (scripts/vendor.py);
+exporting the result gives back patches/ byte for byte; and every prefix of
+the series builds: with the patches up to each one applied, django.db.models
+imports and a project made by startproject passes 'manage.py check' (which
+imports django.contrib.admin), so that a reviewer, a bisect or a user who
+applies part of the series gets a working Django.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 from _common import (
     PATCHES,
+    TREE,
+    UPSTREAM_TAG,
     ScriptError,
     git,
     patch_subject,
@@ -83,6 +93,66 @@ def version_pattern(version: str) -> re.Pattern:
     return re.compile(rf"(?<![\d.])(?:{dotted}|{listed})(?![\d])")
 
 
+def check_prefix(worktree: Path, project: Path) -> str | None:
+    """
+    Check the Django checked out in worktree: import django.db.models without
+    settings, make a project with startproject and run its system checks.
+    Return what failed, or None.
+    """
+    env = {"PYTHONPATH": str(worktree), "PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
+    steps = [
+        [sys.executable, "-c", "import django.db.models"],
+        [sys.executable, "-m", "django", "startproject", "prefixcheck", str(project)],
+        [sys.executable, str(project / "manage.py"), "check"],
+    ]
+    for step in steps:
+        result = subprocess.run(
+            step, cwd=project.parent, env=env, capture_output=True, text=True
+        )
+        if result.returncode:
+            output = (result.stderr.strip() or result.stdout.strip()).splitlines()
+            return f"'{' '.join(step[1:3])}' failed: {output[-1] if output else ''}"
+    return None
+
+
+def check_prefixes(series: list[str]) -> list[str]:
+    """
+    Check every prefix of the series in a worktree of build/tree, whose
+    commits are the series applied one patch at a time (scripts/vendor.py).
+    """
+    commits = git("rev-list", "--reverse", f"{UPSTREAM_TAG}..HEAD", cwd=TREE).stdout
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="check-prefixes-") as tmp:
+        worktree = Path(tmp) / "tree"
+        git(
+            "worktree",
+            "add",
+            "--quiet",
+            "--detach",
+            str(worktree),
+            UPSTREAM_TAG,
+            cwd=TREE,
+        )
+        try:
+            for number, (name, commit) in enumerate(zip(series, commits.split()), 1):
+                start = time.monotonic()
+                git("checkout", "--quiet", "--detach", commit, cwd=worktree)
+                project = Path(tmp) / f"project{number}"
+                project.mkdir()
+                failure = check_prefix(worktree, project)
+                elapsed = time.monotonic() - start
+                outcome = failure or "builds, checks pass"
+                print(
+                    f"  1-{number} (up to {name}): {outcome} ({elapsed:.1f}s)",
+                    flush=True,
+                )
+                if failure:
+                    problems.append(f"with patches 1-{number} applied, {failure}")
+        finally:
+            git("worktree", "remove", "--force", str(worktree), cwd=TREE)
+    return problems
+
+
 def main() -> int:
     argparse.ArgumentParser(description=__doc__).parse_args()
     problems = check_series()
@@ -104,6 +174,14 @@ def main() -> int:
         raise ScriptError(
             "patches/ differs from a fresh export: run scripts/export_patches.py."
         )
+    print("Every prefix of the series:")
+    problems = check_prefixes(read_series())
+    if problems:
+        raise ScriptError(
+            f"{len(problems)} prefix(es) of the series don't build: "
+            + "; ".join(problems)
+        )
+    print(f"All {len(read_series())} prefixes of the series build and pass check.")
     return 0
 
 
