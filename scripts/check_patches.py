@@ -100,18 +100,22 @@ def check_prefix(worktree: Path, project: Path) -> str | None:
     Return what failed, or None.
     """
     env = {"PYTHONPATH": str(worktree), "PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
-    steps = [
-        [sys.executable, "-c", "import django.db.models"],
-        [sys.executable, "-m", "django", "startproject", "prefixcheck", str(project)],
-        [sys.executable, str(project / "manage.py"), "check"],
-    ]
-    for step in steps:
+    steps = {
+        "import django.db.models": ["-c", "import django.db.models"],
+        "startproject": ["-m", "django", "startproject", "prefixcheck", str(project)],
+        "manage.py check": [str(project / "manage.py"), "check"],
+    }
+    for name, args in steps.items():
         result = subprocess.run(
-            step, cwd=project.parent, env=env, capture_output=True, text=True
+            [sys.executable, *args],
+            cwd=project.parent,
+            env=env,
+            capture_output=True,
+            text=True,
         )
         if result.returncode:
             output = (result.stderr.strip() or result.stdout.strip()).splitlines()
-            return f"'{' '.join(step[1:3])}' failed: {output[-1] if output else ''}"
+            return f"'{name}' failed: {output[-1] if output else '(no output)'}"
     return None
 
 
