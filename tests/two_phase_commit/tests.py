@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock, skipIf, skipUnless
 
@@ -33,6 +34,21 @@ from django.db.models import F
 from django.test import SimpleTestCase, TransactionTestCase, override_settings
 
 from .models import Account, Transfer
+
+
+@contextmanager
+def on_protocol_step(hook):
+    """Call hook(step, alias) at each step of the two-phase commit protocol."""
+
+    def receiver(sender, step, alias, **kwargs):
+        hook(step, alias)
+
+    twophase.protocol_step.connect(receiver)
+    try:
+        yield
+    finally:
+        twophase.protocol_step.disconnect(receiver)
+
 
 WORKER = Path(__file__).with_name("worker.py")
 VENDOR = connections["a"].vendor
@@ -86,7 +102,6 @@ class BankTestCase(TransactionTestCase):
                 twophase.DecisionLog(log).decision_qs.all().delete()
 
     def tearDown(self):
-        twophase.fault_hook = None
         for alias in ("a", "b"):
             connections[alias].close()
         if SUPPORTED:
@@ -149,11 +164,10 @@ class BankTestCase(TransactionTestCase):
                     if (at, where) == (step, alias):
                         raise DatabaseError("simulated failure")
 
-                twophase.fault_hook = hook
-                with self.assertRaisesMessage(DatabaseError, "simulated failure"):
-                    with transaction.atomic(using=["a", "b"], two_phase=True):
-                        self.transfer(5)
-                twophase.fault_hook = None
+                with on_protocol_step(hook):
+                    with self.assertRaisesMessage(DatabaseError, "simulated failure"):
+                        with transaction.atomic(using=["a", "b"], two_phase=True):
+                            self.transfer(5)
                 self.assertEqual(self.assertConsistent(), 0)
                 self.assertEqual(twophase.aborted(), {})
                 for name in ("a", "b"):
@@ -411,11 +425,10 @@ class ProtocolTests(BankTestCase):
             if step == "decided":
                 terminate_session("b")
 
-        twophase.fault_hook = hook
-        with self.assertLogs("django.db.transaction", "ERROR") as logs:
-            with transaction.atomic(using=["a", "b"], two_phase=True):
-                self.transfer(5)
-        twophase.fault_hook = None
+        with on_protocol_step(hook):
+            with self.assertLogs("django.db.transaction", "ERROR") as logs:
+                with transaction.atomic(using=["a", "b"], two_phase=True):
+                    self.transfer(5)
         self.assertIn("on database 'b' failed", logs.output[0])
         self.assertIn("recover_transactions will finish it", logs.output[0])
         connections["b"].close()
@@ -496,9 +509,9 @@ class LastAgentTests(BankTestCase):
                 finally:
                     other.close()
 
-        twophase.fault_hook = hook
-        with transaction.atomic(using=["a", "b"], two_phase=True):
-            self.transfer(5)
+        with on_protocol_step(hook):
+            with transaction.atomic(using=["a", "b"], two_phase=True):
+                self.transfer(5)
         self.assertEqual(steps, [(step, alias) for step, alias, _ in LAST_AGENT_STEPS])
         self.assertEqual(list(seen["inside"].values()), [["a", "b"]])
         self.assertEqual(seen["outside"], [])
@@ -524,11 +537,10 @@ class LastAgentTests(BankTestCase):
             if (step, alias) == ("decided", "a"):
                 terminate_session("b")
 
-        twophase.fault_hook = hook
-        with self.assertLogs("django.db.transaction", "ERROR") as logs:
-            with transaction.atomic(using=["a", "b"], two_phase=True):
-                self.transfer(5)
-        twophase.fault_hook = None
+        with on_protocol_step(hook):
+            with self.assertLogs("django.db.transaction", "ERROR") as logs:
+                with transaction.atomic(using=["a", "b"], two_phase=True):
+                    self.transfer(5)
         self.assertIn("on database 'b' failed", logs.output[0])
         connections["b"].close()
         self.assertEqual(len(in_doubt("b")), 1)
@@ -543,12 +555,11 @@ class LastAgentTests(BankTestCase):
             if (step, alias) == ("decide", "a"):
                 terminate_session("a")
 
-        twophase.fault_hook = hook
-        message = "on database 'a' failed: nothing was committed."
-        with self.assertRaisesMessage(twophase.TransactionAborted, message):
-            with transaction.atomic(using=["a", "b"], two_phase=True):
-                self.transfer(5)
-        twophase.fault_hook = None
+        with on_protocol_step(hook):
+            message = "on database 'a' failed: nothing was committed."
+            with self.assertRaisesMessage(twophase.TransactionAborted, message):
+                with transaction.atomic(using=["a", "b"], two_phase=True):
+                    self.transfer(5)
         self.assertEqual(self.assertConsistent(), 0)
         self.assertEqual(len(twophase.aborted()), 1)
 
@@ -757,13 +768,12 @@ class StalledPrepareTests(BankTestCase):
 
         thread = threading.Thread(target=recovery)
         thread.start()
-        twophase.fault_hook = hook
-        try:
-            with transaction.atomic(using=["a", "b"], two_phase=True):
-                self.transfer(5)
-        finally:
-            twophase.fault_hook = None
-            thread.join()
+        with on_protocol_step(hook):
+            try:
+                with transaction.atomic(using=["a", "b"], two_phase=True):
+                    self.transfer(5)
+            finally:
+                thread.join()
         return reports[0]
 
     def test_recovery_aborts_first_and_the_block_raises(self):

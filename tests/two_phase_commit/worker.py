@@ -49,14 +49,14 @@ def main(transfers: int) -> None:
     action = os.environ.get("MULTIDB_WORKER_ACTION", "kill")
     current = [0]
 
-    def hook(step: str, alias: str) -> None:
+    def hook(sender: object, step: str, alias: str, **kwargs: object) -> None:
         if at == [step, alias, str(current[0])]:
             if action == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
             print("paused", flush=True)
             sys.stdin.readline()
 
-    twophase.fault_hook = hook
+    twophase.protocol_step.connect(hook)
     for number in range(transfers):
         current[0] = number
         key, amount = uuid.uuid4(), random.randint(1, 10)
