@@ -2,7 +2,7 @@
 Install the patched Django as the 'Django' distribution, so that packages that
 depend on Django accept it, with a PEP 440 local version such as
 5.2.19+multidb.1. The package is built from patches/ and the pinned sdist by
-scripts/vendor.py in a temporary directory, which is removed afterwards: the
+scripts/series/vendor.py in a temporary directory, which is removed afterwards: the
 source tree stays as it was (./django, if there is one, isn't used).
 """
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent
 
 def build_vendored_django():
     """
-    Run scripts/vendor.py on a copy of scripts/ and patches/ in a temporary
+    Run scripts/series/vendor.py on a copy of scripts/ and patches/ in a temporary
     directory and return that directory, which holds the patched django/.
     What vendor.py prints goes to stderr, which pip shows with -v.
     """
@@ -38,7 +38,7 @@ def build_vendored_django():
         shutil.copytree(cached, work / "build" / "sdist")
     print(f"Building the patched Django in {work}.", file=sys.stderr, flush=True)
     subprocess.run(
-        [sys.executable, str(work / "scripts" / "vendor.py")],
+        [sys.executable, str(work / "scripts" / "series" / "vendor.py")],
         check=True,
         stdout=sys.stderr,
     )

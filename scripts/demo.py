@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """
-The main job: build the drop-in ./django (scripts/vendor.py), then take a
+The main job: build the drop-in ./django (scripts/series/vendor.py), then take a
 guided tour of the fork on its embedded default, SQLite. A small project is
 written to a temporary directory (removed at the end): three databases
 ('default', 'a', 'b'), an app bound in its models, one bound in the
@@ -21,7 +21,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from _common import ROOT, ScriptError, run_main
-from vendor import vendor
+from series.vendor import vendor
 
 MODELS = {
     "music": """

@@ -43,8 +43,8 @@ def pytest_sessionstart(session):
                 f"{settings['USER']!r} ({exc}): set MULTIDB_MYSQL_HOST (a host or a "
                 f"socket path), MULTIDB_MYSQL_PORT, MULTIDB_MYSQL_USER and "
                 f"MULTIDB_MYSQL_PASSWORD for a running server, or run the tests "
-                f"through scripts/mariadbserver.py (tox -e mariadb does), which "
-                f"starts a throwaway one."
+                f"through scripts/servers/mariadbserver.py (tox -e mariadb does), "
+                f"which starts a throwaway one."
             )
         return
 

@@ -2,7 +2,7 @@
 Settings for the two-phase commit and schema tests on MariaDB/MySQL: every
 alias is a database of the server at MULTIDB_MYSQL_HOST (a host, or the path
 of a socket; default 127.0.0.1, port 3306, user root, empty password).
-scripts/mariadbserver.py starts a throwaway server and sets it. Django
+scripts/servers/mariadbserver.py starts a throwaway server and sets it. Django
 creates the test databases and drops them afterwards; nothing left on the
 server is used.
 """

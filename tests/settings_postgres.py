@@ -2,7 +2,7 @@
 Settings for the fork's tests on PostgreSQL: 'default' and 'a' on one server,
 'b' on another, so that multi-database tests span two real servers.
 
-scripts/pgcluster.py starts the throwaway servers and sets MULTIDB_PGHOSTS.
+scripts/servers/pgcluster.py starts the throwaway servers and sets MULTIDB_PGHOSTS.
 """
 
 import os
@@ -14,8 +14,9 @@ from settings_sqlite import *  # NOQA: F401, F403
 hosts = os.environ.get("MULTIDB_PGHOSTS", "").split(os.pathsep)
 if not hosts[0]:
     raise ImproperlyConfigured(
-        "MULTIDB_PGHOSTS is not set: run the tests through scripts/pgcluster.py "
-        "(or tox -e postgres), which starts throwaway PostgreSQL servers."
+        "MULTIDB_PGHOSTS is not set: run the tests through "
+        "scripts/servers/pgcluster.py (or tox -e postgres), which starts "
+        "throwaway PostgreSQL servers."
     )
 
 

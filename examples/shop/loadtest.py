@@ -23,7 +23,7 @@ and a position checked on the standby at each read.
 
 Run it under the fork's throwaway servers:
 
-    python scripts/pgcluster.py --servers 1 --standbys 2 -- \\
+    python scripts/servers/pgcluster.py --servers 1 --standbys 2 -- \\
         python examples/shop/loadtest.py [--requests 4000] [--concurrency 32]
                                          [--workers 2] [--writes 0.1]
 
@@ -446,7 +446,7 @@ def main() -> int:
     if not host or not standbys or "MULTIDB_PG_BINDIR" not in os.environ:
         parser.error(
             "needs a PostgreSQL server and its standbys: run it under "
-            "scripts/pgcluster.py --standbys 2."
+            "scripts/servers/pgcluster.py --standbys 2."
         )
     env = {
         **os.environ,

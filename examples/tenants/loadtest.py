@@ -15,7 +15,7 @@ requests per second with the tenant middleware's override and without it
 
 With --db postgres, the tenants are databases of the PostgreSQL server at
 --pg-host (default: the first of MULTIDB_PGHOSTS, which the fork's
-scripts/pgcluster.py sets for a throwaway server), created and dropped with
+scripts/servers/pgcluster.py sets for a throwaway server), created and dropped with
 psql as the postgres user; the run drops every database it created.
 
 Needs uvicorn and httpx. Exits 1, saying why, if a check fails.

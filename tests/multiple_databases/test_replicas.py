@@ -2,7 +2,7 @@
 Read replicas (django.db.replicas): a database "r" with the replica
 "r_replica", added at run time. On SQLite the replica is the same file, a
 replica that never lags; on PostgreSQL it's a real hot standby of the first
-server (scripts/pgcluster.py --standbys 1), streaming its WAL.
+server (scripts/servers/pgcluster.py --standbys 1), streaming its WAL.
 """
 
 import contextvars
@@ -62,7 +62,7 @@ def database_settings(directory):
     if not standbys:
         raise ImproperlyConfigured(
             "The replica tests need a standby of the first server: run them "
-            "through scripts/pgcluster.py --standbys 1."
+            "through scripts/servers/pgcluster.py --standbys 1."
         )
     primary = dict(connections["default"].settings_dict, TEST={})
     primary["NAME"] = f"multidb_r_{uuid.uuid4().hex[:8]}"

@@ -16,8 +16,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
 sys.path.insert(0, str(SCRIPTS))
+SERIES = SCRIPTS / "series"
 
-from _common import fetch_sdist, read_pin, read_series  # noqa: E402
+from series._series import fetch_sdist, read_pin, read_series  # noqa: E402
 
 GIT_ENV = {
     "GIT_CONFIG_GLOBAL": "/dev/null",
@@ -119,7 +120,7 @@ def checkout(pristine, scratch_dir):
 
 
 def test_check_reports_every_patch(checkout, pristine):
-    result = run(SCRIPTS / "apply_patches.py", "--check", checkout)
+    result = run(SERIES / "apply_patches.py", "--check", checkout)
     assert result.returncode == 0, result.stderr
     for name in read_series():
         assert f"{name}: applies" in result.stdout
@@ -127,27 +128,27 @@ def test_check_reports_every_patch(checkout, pristine):
 
 
 def test_apply_then_reverse_restores_the_tree(checkout, pristine):
-    result = run(SCRIPTS / "apply_patches.py", checkout)
+    result = run(SERIES / "apply_patches.py", checkout)
     assert result.returncode == 0, result.stderr
     assert not same_trees(checkout, pristine)
     assert "+multidb." in (checkout / "django" / "utils" / "version.py").read_text()
-    result = run(SCRIPTS / "apply_patches.py", "--reverse", checkout)
+    result = run(SERIES / "apply_patches.py", "--reverse", checkout)
     assert result.returncode == 0, result.stderr
     assert same_trees(checkout, pristine)
 
 
 def test_already_applied_series_is_refused(checkout, tmp_path):
-    assert run(SCRIPTS / "apply_patches.py", checkout).returncode == 0
+    assert run(SERIES / "apply_patches.py", checkout).returncode == 0
     applied = tmp_path / "applied"
     shutil.copytree(checkout, applied, symlinks=True)
-    result = run(SCRIPTS / "apply_patches.py", checkout)
+    result = run(SERIES / "apply_patches.py", checkout)
     assert result.returncode == 1
     assert "the series is already applied to" in result.stderr
     assert same_trees(checkout, applied)
 
 
 def test_reverse_without_the_series_is_refused(checkout, pristine):
-    result = run(SCRIPTS / "apply_patches.py", "--reverse", checkout)
+    result = run(SERIES / "apply_patches.py", "--reverse", checkout)
     assert result.returncode == 1
     assert "the series isn't applied to" in result.stderr
     assert same_trees(checkout, pristine)
@@ -157,7 +158,7 @@ def test_other_django_version_is_refused(checkout):
     init = checkout / "django" / "__init__.py"
     init.write_text(init.read_text().replace("VERSION = (5, 2,", "VERSION = (5, 1,"))
     before = init.read_text()
-    result = run(SCRIPTS / "apply_patches.py", checkout)
+    result = run(SERIES / "apply_patches.py", checkout)
     assert result.returncode == 1
     assert "holds Django 5.1." in result.stderr
     assert "the series is for Django 5.2.x" in result.stderr
@@ -165,7 +166,7 @@ def test_other_django_version_is_refused(checkout):
 
 
 def test_not_a_django_tree_is_refused(tmp_path):
-    result = run(SCRIPTS / "apply_patches.py", tmp_path)
+    result = run(SERIES / "apply_patches.py", tmp_path)
     assert result.returncode == 1
     assert "is not a Django source tree" in result.stderr
 
@@ -174,13 +175,13 @@ def test_git_checkout_gets_one_commit_per_patch(checkout, pristine):
     git("init", "--quiet", cwd=checkout)
     git("add", "--all", "--force", cwd=checkout)
     git("commit", "--quiet", "-m", "Django", cwd=checkout)
-    result = run(SCRIPTS / "apply_patches.py", checkout, env=GIT_ENV)
+    result = run(SERIES / "apply_patches.py", checkout, env=GIT_ENV)
     assert result.returncode == 0, result.stderr
     log = git("log", "--format=%s", cwd=checkout).splitlines()
     assert len(log) == len(read_series()) + 1
     assert log[-1] == "Django"
     assert git("status", "--porcelain", cwd=checkout) == ""
-    result = run(SCRIPTS / "apply_patches.py", "--reverse", checkout, env=GIT_ENV)
+    result = run(SERIES / "apply_patches.py", "--reverse", checkout, env=GIT_ENV)
     assert result.returncode == 0, result.stderr
     log = git("log", "--format=%s", cwd=checkout).splitlines()
     assert log[0].startswith('Reverted "')
@@ -194,7 +195,7 @@ def test_dirty_git_checkout_is_refused(checkout):
     git("commit", "--quiet", "-m", "Django", cwd=checkout)
     readme = checkout / "README.rst"
     readme.write_text(readme.read_text() + "local change\n")
-    result = run(SCRIPTS / "apply_patches.py", checkout, env=GIT_ENV)
+    result = run(SERIES / "apply_patches.py", checkout, env=GIT_ENV)
     assert result.returncode == 1
     assert "has uncommitted changes" in result.stderr
     assert git("log", "--format=%s", cwd=checkout).splitlines() == ["Django"]
@@ -204,7 +205,7 @@ def test_dirty_git_checkout_is_refused(checkout):
 def built_repo(scratch):
     """
     A scratch copy of this repository with the cached sdist, vendored once:
-    ./django and build/tree built by scripts/vendor.py.
+    ./django and build/tree built by scripts/series/vendor.py.
     """
     copy = scratch / "built" / "repo"
     copy.mkdir(parents=True)
@@ -215,7 +216,7 @@ def built_repo(scratch):
     sdist = fetch_sdist(read_pin())
     (copy / "build" / "sdist").mkdir(parents=True)
     shutil.copy(sdist, copy / "build" / "sdist" / sdist.name)
-    result = run(copy / "scripts" / "vendor.py")
+    result = run(copy / "scripts" / "series" / "vendor.py")
     assert result.returncode == 0, result.stderr
     return copy
 
@@ -230,11 +231,11 @@ def repo(built_repo, scratch_dir):
 
 def test_vendor_export_round_trip(repo):
     assert (repo / "django" / "__init__.py").exists()
-    result = run(repo / "scripts" / "vendor.py")
+    result = run(repo / "scripts" / "series" / "vendor.py")
     assert "./django is up to date" in result.stdout
-    result = run(repo / "scripts" / "export_patches.py", "--check")
+    result = run(repo / "scripts" / "series" / "export_patches.py", "--check")
     assert result.returncode == 0, result.stdout
-    result = run(repo / "scripts" / "export_patches.py")
+    result = run(repo / "scripts" / "series" / "export_patches.py")
     assert result.returncode == 0, result.stderr
     assert "0 changed" in result.stdout
     for name in read_series():
@@ -246,17 +247,20 @@ def test_vendor_export_round_trip(repo):
 def test_edits_are_exported_into_a_patch(repo, checkout):
     connection = repo / "django" / "utils" / "connection.py"
     connection.write_text(connection.read_text() + "\n# An edit.\n")
-    assert run(repo / "scripts" / "export_patches.py", "--check").returncode == 1
-    result = run(repo / "scripts" / "vendor.py")
+    assert (
+        run(repo / "scripts" / "series" / "export_patches.py", "--check").returncode
+        == 1
+    )
+    result = run(repo / "scripts" / "series" / "vendor.py")
     assert result.returncode == 1
     assert "./django was edited (utils/connection.py)" in result.stderr
     last = read_series()[-1]
-    result = run(repo / "scripts" / "export_patches.py")
+    result = run(repo / "scripts" / "series" / "export_patches.py")
     assert result.returncode == 0, result.stderr
     assert f"Folded the edits into {last}." in result.stdout
     assert "+# An edit." in (repo / "patches" / last).read_text()
     # The exported series, applied to a pristine tree, has the edit.
-    result = run(repo / "scripts" / "apply_patches.py", checkout)
+    result = run(repo / "scripts" / "series" / "apply_patches.py", checkout)
     assert result.returncode == 0, result.stdout + result.stderr
     edited = checkout / "django" / "utils" / "connection.py"
     assert edited.read_text() == connection.read_text()
@@ -281,7 +285,7 @@ def test_a_patch_that_does_not_apply_leaves_django_alone(repo):
     # First in the series: the build stops before applying the others.
     series = repo / "patches" / "series"
     series.write_text("connections-broken.patch\n" + series.read_text())
-    result = run(repo / "scripts" / "vendor.py")
+    result = run(repo / "scripts" / "series" / "vendor.py")
     assert result.returncode == 1
     assert "patch connections-broken.patch does not apply" in result.stderr
     assert "django/utils/connection.py" in result.stderr
@@ -300,7 +304,7 @@ def test_a_patch_that_does_not_apply_leaves_django_alone(repo):
 def test_rebase_refuses_and_changes_nothing(built_repo, version, message):
     pin = (built_repo / "patches" / "UPSTREAM").read_text()
     head = git("rev-parse", "HEAD", cwd=built_repo / "build" / "tree")
-    result = run(built_repo / "scripts" / "rebase.py", version)
+    result = run(built_repo / "scripts" / "series" / "rebase.py", version)
     assert result.returncode == 1
     assert message in result.stderr
     assert (built_repo / "patches" / "UPSTREAM").read_text() == pin
@@ -318,7 +322,14 @@ def test_pgcluster_removes_its_servers_when_the_command_fails():
         "sys.exit(3)\n"
     )
     result = subprocess.run(
-        [sys.executable, SCRIPTS / "pgcluster.py", "--", sys.executable, "-c", script],
+        [
+            sys.executable,
+            SCRIPTS / "servers" / "pgcluster.py",
+            "--",
+            sys.executable,
+            "-c",
+            script,
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -372,7 +383,13 @@ def test_pgcluster_standbys_replay_the_primary():
         "assert sql(standby, 'SELECT v FROM t ORDER BY v') == '1\\n2'\n"
     )
     result = subprocess.run(
-        [sys.executable, SCRIPTS / "pgcluster.py", "--servers", "1", "--standbys"]
+        [
+            sys.executable,
+            SCRIPTS / "servers" / "pgcluster.py",
+            "--servers",
+            "1",
+            "--standbys",
+        ]
         + ["1", "--", sys.executable, "-c", script],
         capture_output=True,
         text=True,
@@ -388,7 +405,7 @@ def test_pgcluster_standbys_replay_the_primary():
 
 def test_pgcluster_says_what_to_install_without_server_binaries(monkeypatch):
     import _common
-    import pgcluster
+    from servers import pgcluster
 
     monkeypatch.delenv("MULTIDB_PG_BINDIR", raising=False)
     monkeypatch.setattr(pgcluster.shutil, "which", lambda name: None)
@@ -399,7 +416,7 @@ def test_pgcluster_says_what_to_install_without_server_binaries(monkeypatch):
 
 def test_pgcluster_refuses_a_bindir_without_the_binaries(monkeypatch, tmp_path):
     import _common
-    import pgcluster
+    from servers import pgcluster
 
     monkeypatch.setenv("MULTIDB_PG_BINDIR", str(tmp_path))
     (tmp_path / "initdb").write_text("")
@@ -420,7 +437,7 @@ def test_pgcluster_refuses_a_bindir_without_the_binaries(monkeypatch, tmp_path):
     ],
 )
 def test_check_patches_finds_the_pinned_version_in_any_form(text, found):
-    from check_patches import version_pattern
+    from series.check_patches import version_pattern
 
     assert bool(version_pattern("5.2.19").search(text)) is found
 
@@ -436,7 +453,7 @@ def test_mariadbserver_removes_its_server_when_the_command_fails():
         "sys.exit(3)\n"
     )
     result = subprocess.run(
-        [sys.executable, SCRIPTS / "mariadbserver.py", "--", sys.executable]
+        [sys.executable, SCRIPTS / "servers" / "mariadbserver.py", "--", sys.executable]
         + ["-c", script],
         capture_output=True,
         text=True,
@@ -453,9 +470,8 @@ def test_mariadbserver_removes_its_server_when_the_command_fails():
 def test_mariadbserver_says_what_to_install_without_server_binaries(
     monkeypatch, tmp_path
 ):
-    import mariadbserver
-
     import _common
+    from servers import mariadbserver
 
     monkeypatch.delenv("MULTIDB_MARIADB_BINDIR", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
@@ -474,7 +490,7 @@ def test_run_upstream_reruns_new_postgres_failures_with_its_settings(
     A new failure is run again with the same settings module: the directory
     holding the PostgreSQL settings is still there for the rerun.
     """
-    import run_upstream
+    from upstream import run_upstream
 
     (tmp_path / "tests").mkdir()
     monkeypatch.setenv("MULTIDB_PGHOSTS", str(tmp_path))

@@ -1041,7 +1041,10 @@ def start_worker(transfers, at=None, action="kill", coordinator="default"):
 
 
 def pg_ctl(*args):
-    """Run pg_ctl as the owner of the throwaway servers (scripts/pgcluster.py)."""
+    """
+    Run pg_ctl as the owner of the throwaway servers
+    (scripts/servers/pgcluster.py).
+    """
     command = [os.path.join(os.environ["MULTIDB_PG_BINDIR"], "pg_ctl"), *args]
     if os.geteuid() == 0:
         command = ["runuser", "-u", "postgres", "--", *command]

@@ -7,8 +7,8 @@ Prints each time and its ratio to raw SQL, and how long install_models()
 takes to build the statements without running them (the schema editor's
 share of its time).
 
-    python scripts/bench_schema.py [--db sqlite|postgres|mariadb] [--rounds 3]
-    python scripts/bench_schema.py --tenants 50 [--db sqlite|postgres]
+    python scripts/bench/bench_schema.py [--db sqlite|postgres|mariadb] [--rounds 3]
+    python scripts/bench/bench_schema.py --tenants 50 [--db sqlite|postgres]
 
 With --tenants, one process provisions that many tenant databases (added at
 run time with connections.add()) three ways, side by side: executing the SQL
@@ -34,9 +34,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import ROOT, ScriptError, run_main, run_workload
-from pgcluster import create_database
-from vendor import vendor
+# Import the other scripts and their helpers by role, from scripts/.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from _common import ROOT, ScriptError, run_main
+from bench._workload import run_workload
+from series.vendor import vendor
+from servers.pgcluster import create_database
 
 MODELS = 200
 
@@ -280,7 +284,7 @@ def main() -> int:
     parser.add_argument("--tenants", type=int, default=0)
     args = parser.parse_args()
     if args.db == "postgres" and not os.environ.get("MULTIDB_PGHOSTS"):
-        from pgcluster import run_with_clusters
+        from servers.pgcluster import run_with_clusters
 
         return run_with_clusters([sys.executable, *sys.argv], 1, durable=False)
     vendor()

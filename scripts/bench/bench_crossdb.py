@@ -15,7 +15,7 @@ rows are read from the other database and joined in as a derived table:
 the rows and bytes of that table, sent as query parameters, are reported
 beside the times.
 
-    python scripts/bench_crossdb.py [--db sqlite|postgres] [--rounds 5]
+    python scripts/bench/bench_crossdb.py [--db sqlite|postgres] [--rounds 5]
 
 SQLite uses database files; PostgreSQL two throwaway servers (the orders on
 one, the customers on the other when split). Each configuration runs in a
@@ -32,9 +32,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import ROOT, run_main, run_workload
-from pgcluster import create_database
-from vendor import vendor
+# Import the other scripts and their helpers by role, from scripts/.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from _common import ROOT, run_main
+from bench._workload import run_workload
+from series.vendor import vendor
+from servers.pgcluster import create_database
 
 CUSTOMERS = 100_000
 MATCHES = [1_000, 10_000, 100_000]
@@ -200,7 +204,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     if args.db == "postgres" and not os.environ.get("MULTIDB_PGHOSTS"):
-        from pgcluster import run_with_clusters
+        from servers.pgcluster import run_with_clusters
 
         return run_with_clusters([sys.executable, *sys.argv], 2, durable=False)
     vendor()

@@ -2,7 +2,7 @@
 """
 Run a command against throwaway PostgreSQL servers.
 
-    python scripts/pgcluster.py [--servers 2] [--standbys 0] -- COMMAND [ARGS...]
+    python scripts/servers/pgcluster.py [--servers 2] [--standbys 0] -- COMMAND ...
 
 Creates each server with initdb in a new temporary directory, listening on a
 Unix socket only (listen_addresses=''), with max_prepared_transactions > 0,
@@ -38,6 +38,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+# Import the other scripts and their helpers by role, from scripts/.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from _common import ScriptError, run_main
 

@@ -2,12 +2,12 @@
 """
 Check that the patch series applies to other Django 5.2.x releases.
 
-    python scripts/check_releases.py [VERSION ...] [--tests [VERSION]]
+    python scripts/series/check_releases.py [VERSION ...] [--tests [VERSION]]
 
 Without versions it checks the oldest release of the series (5.2), one in
 the middle and the pinned one. Each sdist is downloaded with pip into
 build/sdist/ (cached), extracted into a temporary directory and checked with
-scripts/apply_patches.py --check, which changes nothing.
+scripts/series/apply_patches.py --check, which changes nothing.
 
 With --tests VERSION (default: 5.2), the series is applied to that release
 in a temporary directory and the fork's own tests (tests/, without
@@ -25,14 +25,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import (
-    ROOT,
-    ScriptError,
-    download_sdist,
-    extract_sdist,
-    read_pin,
-    run_main,
-)
+# Import the other scripts and their helpers by role, from scripts/.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from _common import ROOT, ScriptError, run_main
+from series._series import download_sdist, extract_sdist, read_pin
 
 SCRIPTS = Path(__file__).resolve().parent
 

@@ -4,7 +4,7 @@ Build the documentation of the patched tree with Sphinx, as upstream's
 `make html` does (the djangohtml builder, nitpicky), and fail on any warning
 that the pristine release's documentation doesn't have.
 
-    python scripts/build_docs.py    # after scripts/vendor.py
+    python scripts/series/build_docs.py    # after scripts/series/vendor.py
 
 The HTML lands in build/docs/html/ (open build/docs/html/index.html). The
 pristine docs (the tag 'upstream' of build/tree) are built once per Sphinx
@@ -24,7 +24,11 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from _common import BUILD, TREE, UPSTREAM_TAG, ScriptError, git, run_main
+# Import the other scripts and their helpers by role, from scripts/.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from _common import ScriptError, run_main
+from series._series import BUILD, TREE, UPSTREAM_TAG, git
 
 OUT = BUILD / "docs"
 # "/abs/path/docs/ref/models/options.txt:120: WARNING: ..." and the like.
@@ -110,7 +114,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     ).parse_args()
     if not (TREE / "docs" / "conf.py").exists():
-        raise ScriptError("build/tree is missing: run scripts/vendor.py first.")
+        raise ScriptError("build/tree is missing: run scripts/series/vendor.py first.")
     OUT.mkdir(parents=True, exist_ok=True)
     before = pristine_warnings()
     warnings = OUT / "warnings.txt"

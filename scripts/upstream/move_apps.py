@@ -14,8 +14,8 @@ on files checks that the moved app's tables are on its database and nowhere
 else. The moved run must give the unmoved run's counts, except for the tests
 listed in a case's `expected` (each with why).
 
-    python scripts/move_apps.py            # every case
-    python scripts/move_apps.py django-otp # one
+    python scripts/upstream/move_apps.py            # every case
+    python scripts/upstream/move_apps.py django-otp # one
 
 The sdists and a virtualenv with the suites' dependencies are kept in
 build/move_apps/. Exits 1 if a moved suite differs from its unmoved run
@@ -34,7 +34,11 @@ import venv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _common import BUILD, ROOT, TREE, ScriptError, run_main
+# Import the other scripts and their helpers by role, from scripts/.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from _common import ROOT, ScriptError, run_main
+from series._series import BUILD, TREE
 
 WORK = BUILD / "move_apps"
 # What the suites import besides Django, which is the fork, on PYTHONPATH
@@ -336,7 +340,9 @@ def source(case: Case) -> Path:
     """The directory the case's suite runs in, unpacked if need be."""
     if case.requirement is None:
         if not (TREE / "tests" / "runtests.py").exists():
-            raise ScriptError("build/tree is missing: run scripts/vendor.py first.")
+            raise ScriptError(
+                "build/tree is missing: run scripts/series/vendor.py first."
+            )
         return TREE / case.subdir
     directory = WORK / case.subdir
     if not directory.exists():

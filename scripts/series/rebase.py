@@ -2,8 +2,8 @@
 """
 Move the patch series to another Django 5.2.x release.
 
-    python scripts/rebase.py VERSION [--no-baseline]
-    python scripts/rebase.py --continue [--no-baseline]
+    python scripts/series/rebase.py VERSION [--no-baseline]
+    python scripts/series/rebase.py --continue [--no-baseline]
 
 Downloads VERSION's sdist with pip, pins it in patches/UPSTREAM (version,
 file name and sha256), applies the series to it in build/tree with a 3-way
@@ -25,25 +25,27 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
-from _common import (
+# Import the other scripts and their helpers by role, from scripts/.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from _common import ROOT, ScriptError, run_main
+from series._series import (
     PATCHES,
-    ROOT,
     TREE,
     UPSTREAM_TAG,
     VENDORED,
-    ScriptError,
     copy_tree_atomically,
     download_sdist,
     git,
     read_pin,
     read_series,
-    run_main,
     sha256_of,
     write_stamp,
 )
-from export_patches import export
-from vendor import unexported_edits, upstream_tree, vendor
+from series.export_patches import export
+from series.vendor import unexported_edits, upstream_tree, vendor
 
 PIN = PATCHES / "UPSTREAM"
 
@@ -75,13 +77,14 @@ def start(version: str) -> None:
     if TREE.exists() and in_the_middle_of_am():
         raise ScriptError(
             "build/tree is in the middle of a rebase: finish it (git am "
-            "--continue, then scripts/rebase.py --continue) or abort it (git am "
-            "--abort in build/tree, then scripts/vendor.py --force)."
+            "--continue, then scripts/series/rebase.py --continue) or abort it (git am "
+            "--abort in build/tree, then scripts/series/vendor.py --force)."
         )
     problems = unexported_edits()
     if problems:
         raise ScriptError(
-            "; ".join(problems) + ". Export them first (scripts/export_patches.py)."
+            "; ".join(problems)
+            + ". Export them first (scripts/series/export_patches.py)."
         )
     # The series applied to the current release: its blobs are what the
     # 3-way merge needs (the patches name them with --full-index).
@@ -122,7 +125,7 @@ def apply_series() -> None:
                 f"a 3-way merge. Resolve it in build/tree"
                 + (f" ({', '.join(conflicted)})" if conflicted else "")
                 + ": edit, 'git add', 'git am --continue'; then run "
-                "scripts/rebase.py --continue.\n" + result.stdout + result.stderr
+                "scripts/series/rebase.py --continue.\n" + result.stdout + result.stderr
             )
         print(f"  applied {name}", flush=True)
 
@@ -145,12 +148,12 @@ def finish(baseline: bool) -> None:
     version = read_pin().version
     print(f"The series applies to Django {version}; patches/ and ./django are new.")
     left = [
-        "python3 scripts/check_patches.py",
+        "python3 scripts/series/check_patches.py",
         "python3 -m tox -e sqlite,postgres",
         "git diff patches/  # then commit patches/ and tests/upstream_baseline.json",
     ]
     records = [
-        [sys.executable, "scripts/run_upstream.py", "--pristine", "--record"]
+        [sys.executable, "scripts/upstream/run_upstream.py", "--pristine", "--record"]
         + ["--db", db]
         for db in ("sqlite", "postgres")
     ]

@@ -4,7 +4,7 @@ Run Django's own test suite (runtests.py from the pinned sdist) against the
 patched tree and fail on any failure or error that pristine Django doesn't
 have on this machine.
 
-    python scripts/run_upstream.py [--db sqlite|postgres] [--subset] [LABELS...]
+    python scripts/upstream/run_upstream.py [--db sqlite|postgres] [--subset] [LABELS]
 
 Without labels the full suite runs; --subset runs the labels the series
 touches (the quick check while working). The pristine result for the same
@@ -19,7 +19,7 @@ test apps under runtests.py instead.
 As root, the suite runs without the capabilities that bypass file
 permissions (setpriv), so that upstream's permission tests behave as they do
 for a normal user. With --db postgres and no MULTIDB_PGHOSTS, a throwaway
-server is started with scripts/pgcluster.py.
+server is started with scripts/servers/pgcluster.py.
 """
 
 from __future__ import annotations
@@ -37,17 +37,11 @@ import threading
 import time
 from pathlib import Path
 
-from _common import (
-    BUILD,
-    ROOT,
-    TREE,
-    ScriptError,
-    extract_sdist,
-    fetch_sdist,
-    fork_test_apps,
-    read_pin,
-    run_main,
-)
+# Import the other scripts and their helpers by role, from scripts/.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from _common import ROOT, ScriptError, run_main
+from series._series import BUILD, TREE, extract_sdist, fetch_sdist, read_pin
 
 BASELINE = ROOT / "tests" / "upstream_baseline.json"
 # The upstream labels the series touches.
@@ -106,6 +100,11 @@ _RAN = re.compile(r"^Ran (\d+) tests? in ([\d.]+)s$", re.MULTILINE)
 _OUTCOME = re.compile(r"^(OK|FAILED)(?: \((.*)\))?$", re.MULTILINE)
 
 
+def fork_test_apps() -> list[str]:
+    """Names of the fork's test apps (packages directly under tests/)."""
+    return sorted(path.parent.name for path in (ROOT / "tests").glob("*/__init__.py"))
+
+
 def parse_output(text: str) -> dict:
     """Counts and failing test ids from runtests.py's output."""
     ran = _RAN.findall(text)
@@ -131,8 +130,7 @@ def parse_output(text: str) -> dict:
 def prepare_tree(pristine: bool) -> Path:
     """The directory holding django/ and tests/ to run."""
     if not pristine:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from vendor import vendor
+        from series.vendor import vendor
 
         vendor()
         return TREE
@@ -243,8 +241,8 @@ def check_baseline_version(baseline: dict, db: str) -> None:
                 f"{BASELINE.name} holds the pristine baseline of Django "
                 f"{entry.get('django', '(unknown)')} for {key}, but the series is "
                 f"pinned to Django {version}: record it again with python3 "
-                f"scripts/run_upstream.py --pristine --record --db {db} "
-                f"(scripts/rebase.py does)."
+                f"scripts/upstream/run_upstream.py --pristine --record --db {db} "
+                f"(scripts/series/rebase.py does)."
             )
 
 
@@ -284,7 +282,7 @@ def main() -> int:
         parser.error("--record needs --pristine: the baseline is pristine Django's")
 
     if args.db == "postgres" and not os.environ.get("MULTIDB_PGHOSTS"):
-        from pgcluster import run_with_clusters
+        from servers.pgcluster import run_with_clusters
 
         # The fork's tests span two servers, as tests/settings_postgres.py
         # says, and its replica tests need a standby of the first.

@@ -10,9 +10,9 @@ each (median per transfer), its throughput with one client, its ratio to the
 best-effort block, and what two-phase commit adds over committing each
 database, for the raw driver and for Django.
 
-    python scripts/bench_twophase.py [--transfers 500] [--rounds 3] [--durable]
+    python scripts/bench/bench_twophase.py [--transfers 500] [--rounds 3] [--durable]
 
-Starts two throwaway servers (scripts/pgcluster.py) unless MULTIDB_PGHOSTS is
+Starts two throwaway servers (scripts/servers/pgcluster.py) unless MULTIDB_PGHOSTS is
 set. Without --durable the servers don't fsync, which measures the protocol's
 round trips; with it, the cost of making each step durable on this disk.
 """
@@ -22,9 +22,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
-from _common import ROOT, run_main, run_workload
-from vendor import vendor
+# Import the other scripts and their helpers by role, from scripts/.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from _common import ROOT, run_main
+from bench._workload import run_workload
+from series.vendor import vendor
 
 WORKLOAD = r"""
 import json, os, statistics, sys, time, uuid
@@ -146,11 +151,11 @@ def main() -> int:
     parser.add_argument("--durable", action="store_true")
     args = parser.parse_args()
     if not os.environ.get("MULTIDB_PGHOSTS"):
-        from pgcluster import run_with_clusters
+        from servers.pgcluster import run_with_clusters
 
         return run_with_clusters([sys.executable, *sys.argv], 2, args.durable)
     vendor()
-    from pgcluster import create_database
+    from servers.pgcluster import create_database
 
     hosts = os.environ["MULTIDB_PGHOSTS"].split(os.pathsep)
     for host, name in ((hosts[0], "default"), (hosts[0], "a"), (hosts[1], "b")):

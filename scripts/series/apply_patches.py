@@ -19,19 +19,22 @@ import argparse
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-from _common import (
+# Import the other scripts and their helpers by role, from scripts/.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from _common import ScriptError, run_main
+from series._series import (
     PATCHES,
-    ScriptError,
     files_in_patch,
     git,
     patch_subject,
     read_django_version,
     read_pin,
     read_series,
-    run_main,
 )
 
 

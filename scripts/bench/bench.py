@@ -36,21 +36,18 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import (
-    BUILD,
-    ROOT,
-    ScriptError,
-    extract_sdist,
-    fetch_sdist,
-    read_pin,
-    run_main,
-    run_workload,
-)
-from vendor import vendor
+# Import the other scripts and their helpers by role, from scripts/.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from _common import ROOT, ScriptError, run_main
+from bench._workload import run_workload
+from series._series import BUILD, extract_sdist, fetch_sdist, read_pin
+from series.vendor import vendor
 
 WORKLOAD = r"""
 import json, os, sys, time

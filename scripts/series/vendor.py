@@ -6,8 +6,8 @@ patched package to ./django.
 
 Along the way it leaves build/tree/, a git checkout of the whole sdist
 (django/, tests/, docs/) with one commit per patch on top of the tag
-'upstream'; scripts/run_upstream.py runs Django's own tests from there and
-scripts/export_patches.py turns its commits back into patches/.
+'upstream'; scripts/upstream/run_upstream.py runs Django's own tests from there and
+scripts/series/export_patches.py turns its commits back into patches/.
 
 Re-running is idempotent: when nothing changed it only checks and says so.
 It refuses to rebuild over edits (in ./django or build/tree) that were not
@@ -18,17 +18,21 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import time
 from pathlib import Path
 
-from _common import (
+# Import the other scripts and their helpers by role, from scripts/.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from _common import ScriptError, run_main
+from series._series import (
     BUILD,
     FIXED_IDENTITY,
     PATCHES,
     TREE,
     UPSTREAM_TAG,
     VENDORED,
-    ScriptError,
     copy_tree_atomically,
     extract_sdist,
     fetch_sdist,
@@ -38,7 +42,6 @@ from _common import (
     read_pin,
     read_series,
     read_stamp,
-    run_main,
     tree_differences,
     vendored_edits,
     write_stamp,
@@ -143,8 +146,9 @@ def vendor(force: bool = False) -> None:
     problems = unexported_edits()
     if problems and not force:
         raise ScriptError(
-            "; ".join(problems) + ". Run scripts/export_patches.py to keep them, "
-            "or scripts/vendor.py --force to discard them."
+            "; ".join(problems)
+            + ". Run scripts/series/export_patches.py to keep them, "
+            "or scripts/series/vendor.py --force to discard them."
         )
     build_tree(series)
     copy_tree_atomically(TREE / "django", VENDORED)

@@ -3,7 +3,7 @@
 Run Django's own ORM tests with their models split over two databases, and
 compare each test with the same tests on one database.
 
-    python scripts/split_suite.py [--db sqlite|postgres] [LABELS...]
+    python scripts/upstream/split_suite.py [--db sqlite|postgres] [LABELS...]
 
 Django's tests are the oracle for relations across databases: a query over
 models bound to two databases must give the answer it gives with every
@@ -44,9 +44,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from run_upstream import POSTGRES_SETTINGS, prepare_tree, runtests, unlink_fork_apps
+# Import the other scripts and their helpers by role, from scripts/.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from _common import BUILD, ROOT, ScriptError, run_main
+from _common import ROOT, ScriptError, run_main
+from series._series import BUILD
+from upstream.run_upstream import (
+    POSTGRES_SETTINGS,
+    prepare_tree,
+    runtests,
+    unlink_fork_apps,
+)
 
 EXPECTED = ROOT / "tests" / "split_expected.txt"
 # The reasons a test may differ split, and why each is no wrong answer.
@@ -247,7 +255,7 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=2)
     args = parser.parse_args()
     if args.db == "postgres" and not os.environ.get("MULTIDB_PGHOSTS"):
-        from pgcluster import run_with_clusters
+        from servers.pgcluster import run_with_clusters
 
         return run_with_clusters([sys.executable, *sys.argv], 1, durable=False)
     settings_dir = Path(tempfile.mkdtemp(prefix="multidb-split-"))

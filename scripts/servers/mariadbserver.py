@@ -2,7 +2,7 @@
 """
 Run a command against a throwaway MariaDB (or MySQL) server.
 
-    python scripts/mariadbserver.py -- COMMAND [ARGS...]
+    python scripts/servers/mariadbserver.py -- COMMAND [ARGS...]
 
 Creates the server with mariadb-install-db (or mysql_install_db) in a new
 temporary directory, listening on a Unix socket only (skip-networking), with
@@ -27,9 +27,13 @@ import pwd
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+# Import the other scripts and their helpers by role, from scripts/.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from _common import ScriptError, run_main
 

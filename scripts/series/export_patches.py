@@ -3,7 +3,7 @@
 Regenerate patches/ from the patched tree, deterministically.
 
 Edit either ./django (the drop-in package) or build/tree (the git checkout
-with one commit per patch that scripts/vendor.py makes). Edits to ./django
+with one commit per patch that scripts/series/vendor.py makes). Edits to ./django
 and uncommitted edits in build/tree are folded into the patch named by
 --into (default: the last one in patches/series). Commits made in build/tree
 become patches too: give each new commit a name in patches/series, in the
@@ -18,16 +18,20 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
+from pathlib import Path
 
-from _common import (
+# Import the other scripts and their helpers by role, from scripts/.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from _common import ScriptError, run_main
+from series._series import (
     PATCHES,
     TREE,
     UPSTREAM_TAG,
     VENDORED,
-    ScriptError,
     git,
     read_series,
-    run_main,
     sync_files,
     tree_differences,
     vendored_edits,
@@ -122,7 +126,9 @@ def render(commit: str) -> str:
 
 def export(into: str | None = None, check: bool = False) -> int:
     if not TREE.exists():
-        raise ScriptError("build/tree doesn't exist: run scripts/vendor.py first.")
+        raise ScriptError(
+            "build/tree doesn't exist: run scripts/series/vendor.py first."
+        )
     series = read_series()
     if check:
         if vendored_edits() or git("status", "--porcelain", cwd=TREE).stdout.strip():

@@ -3,7 +3,7 @@
 Check the patch series as CI does: patches/series names each patch once and
 every patch file is listed; each patch has a subject, a body and the DEP-3
 trailers (Origin, Forwarded, Last-Update); none repeats the pinned version;
-the series applies to the pinned sdist with no fuzz (scripts/vendor.py);
+the series applies to the pinned sdist with no fuzz (scripts/series/vendor.py);
 exporting the result gives back patches/ byte for byte; and every prefix of
 the series builds: with the patches up to each one applied, django.db.models
 imports and a project made by startproject passes 'manage.py check' (which
@@ -21,16 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import (
+# Import the other scripts and their helpers by role, from scripts/.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from _common import ScriptError, run_main
+from series._series import (
     PATCHES,
     TREE,
     UPSTREAM_TAG,
-    ScriptError,
     git,
     patch_subject,
     read_pin,
     read_series,
-    run_main,
 )
 
 REQUIRED_TRAILERS = ("Origin", "Forwarded", "Last-Update")
@@ -122,7 +124,7 @@ def check_prefix(worktree: Path, project: Path) -> str | None:
 def check_prefixes(series: list[str]) -> list[str]:
     """
     Check every prefix of the series in a worktree of build/tree, whose
-    commits are the series applied one patch at a time (scripts/vendor.py).
+    commits are the series applied one patch at a time (scripts/series/vendor.py).
     """
     commits = git("rev-list", "--reverse", f"{UPSTREAM_TAG}..HEAD", cwd=TREE).stdout
     problems = []
@@ -170,13 +172,14 @@ def main() -> int:
         raise ScriptError(f"{len(problems)} problem(s) in patches/.")
     print(f"patches/series: {len(read_series())} patches, each well formed.")
 
-    from export_patches import export
-    from vendor import vendor
+    from series.export_patches import export
+    from series.vendor import vendor
 
     vendor()
     if export(check=True):
         raise ScriptError(
-            "patches/ differs from a fresh export: run scripts/export_patches.py."
+            "patches/ differs from a fresh export: run "
+            "scripts/series/export_patches.py."
         )
     print("Every prefix of the series:")
     problems = check_prefixes(read_series())
