@@ -18,7 +18,7 @@ from django.conf import settings
 from django.contrib.admin import ModelAdmin, site
 from django.core import checks, management, serializers
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections, models, router, transaction
+from django.db import binding_state, connections, models, router, transaction
 from django.db.models.binding import override_bindings, route
 from django.db.models.signals import post_save
 from django.db.utils import ConnectionDoesNotExist
@@ -608,7 +608,7 @@ class OverrideBindingsIsolationTests(TransactionTestCase):
         for bindings in entries:
             with override_bindings(bindings):
                 crossdb.possible()
-            self.assertLessEqual(len(crossdb._caches), 256)
+            self.assertLessEqual(len(binding_state.relation_caches), 256)
 
     def test_thread_started_by_hand(self):
         import contextvars

@@ -12,9 +12,8 @@ from unittest import mock
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections, transaction
+from django.db import binding_state, connections, transaction
 from django.db.backends.signals import connection_created
-from django.db.models import binding
 from django.db.models.binding import override_bindings
 from django.db.models.schema import add_database, remove_database
 from django.db.transaction import TransactionManagementError
@@ -91,7 +90,7 @@ class TasksKeepTheirOverrideTests(TransactionTestCase):
         self.assertEqual(makes("default") + makes("b"), [])
         # Nothing leaked into what the process caches without an override.
         self.assertIsNone(Vehicle._meta.db_connection)
-        self.assertIsNone(binding._bindings[Vehicle._meta])
+        self.assertIsNone(binding_state.resolved[Vehicle._meta])
 
 
 class SharedOverrideTests(TransactionTestCase):
