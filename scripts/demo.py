@@ -425,7 +425,7 @@ def tour_tenants(tour: Tour, directory: Path) -> None:
         uvicorn).""",
     )
     tour.step(f"tenant_file = {str(directory / 'acme.sqlite3')!r}")
-    tour.step("from django.db.models.schema import add_database, remove_database")
+    tour.step("from django.db.models.tenancy import add_database, remove_database")
     tour.step(
         """
         add_database(

@@ -96,7 +96,7 @@ settings.configure(
 )
 django.setup()
 from django.db import connections
-from django.db.models.schema import install_models
+from django.db.models.ddl import install_models
 from django.db.models import Count
 from multidb_bench_crossdb.models import Customer, Order
 

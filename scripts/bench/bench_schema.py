@@ -91,7 +91,7 @@ django.setup()
 from django.apps import apps
 from django.core.management import call_command
 from django.db import connection, transaction
-from django.db.models.schema import install_models
+from django.db.models.ddl import install_models
 import django.db.models.sql.compiler
 
 models = list(apps.get_app_config("multidb_bench_schema").get_models())
@@ -152,8 +152,8 @@ django.setup()
 from django.apps import apps
 from django.core.management import call_command
 from django.db import connections, override_bindings, transaction
-from django.db.models import schema
-from django.db.models.schema import install_models
+from django.db.models import ddl
+from django.db.models.ddl import install_models
 import django.db.models.sql.compiler
 
 models = list(apps.get_app_config("multidb_bench_schema").get_models())
@@ -196,8 +196,8 @@ with override_bindings({"multidb_bench_schema": "build"}):
     statements = install_models(models, sql_only=True)["build"]
 connections.remove("build")
 # The first install_models() builds its statements itself.
-schema._built.clear()
-schema._built_sets.clear()
+ddl._built.clear()
+ddl._built_sets.clear()
 methods = {"raw": raw, "install_models": install, "migrate": migrate}
 seconds = {name: [] for name in methods}
 for number in range(count):

@@ -8,9 +8,9 @@ from unittest import mock, skipUnless
 
 from django.core import management
 from django.db import DatabaseError, IntegrityError, connections, models, transaction
-from django.db.models import crossdb, schema
+from django.db.models import crossdb, ddl, tenancy
 from django.db.models.binding import override_bindings
-from django.db.models.schema import (
+from django.db.models.ddl import (
     BoundStatement,
     SchemaError,
     drop_models,
@@ -60,7 +60,7 @@ class NarrativeTests(SchemaTestCase):
             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
         )
         self.assertGreater(result.attempted, 0)
-        self.assertEqual(result.failed, 0, "schema.txt: see the doctest output above")
+        self.assertEqual(result.failed, 0, "ddl.txt: see the doctest output above")
 
 
 class BoundStatementTests(SchemaTestCase):
@@ -326,8 +326,8 @@ class BuiltStatementsTests(SchemaTestCase):
 
     def setUp(self):
         super().setUp()
-        schema._built.clear()
-        schema._built_sets.clear()
+        ddl._built.clear()
+        ddl._built_sets.clear()
 
     def sql(self, statements):
         return [statement.sql for statement in statements]
@@ -342,14 +342,14 @@ class BuiltStatementsTests(SchemaTestCase):
                 drop_models([QA, QB])
         self.assertEqual(self.sql(installed["default"]), self.sql(installed["p"]))
         self.assertEqual({s.connection.alias for s in installed["p"]}, {"p"})
-        self.assertEqual((len(schema._built[QA]), len(schema._built[QB])), (1, 1))
-        self.assertEqual(len(schema._built_sets), 1)
+        self.assertEqual((len(ddl._built[QA]), len(ddl._built[QB])), (1, 1))
+        self.assertEqual(len(ddl._built_sets), 1)
         # Another server may differ (its version, its settings): on
         # PostgreSQL, 'q' is on another server than 'p'.
-        other = schema._backend_key(connections["q"])
-        same = other == schema._backend_key(connections["p"])
+        other = ddl._backend_key(connections["q"])
+        same = other == ddl._backend_key(connections["p"])
         install_models([QA, QB])
-        self.assertEqual(len(schema._built_sets), 1 if same else 2)
+        self.assertEqual(len(ddl._built_sets), 1 if same else 2)
 
     def test_a_changed_model_is_built_again(self):
         first, _ = QA.objects.install(sql_only=True)
@@ -365,7 +365,7 @@ class BuiltStatementsTests(SchemaTestCase):
         )
         with override_settings(DEFAULT_INDEX_TABLESPACE="elsewhere"):
             QA.objects.install(sql_only=True)
-        self.assertEqual(len(schema._built[QA]), 3)
+        self.assertEqual(len(ddl._built[QA]), 3)
 
     def test_a_field_added_at_run_time(self):
         @isolate_apps("manager_schema_manipulation")
@@ -408,7 +408,7 @@ class BuiltStatementsTests(SchemaTestCase):
 
         Tag, Tagged = make_model()
         connection = connections["q"]
-        main, *throughs = schema.create_table_sql(Tagged, connection)
+        main, *throughs = ddl.create_table_sql(Tagged, connection)
         names = [Tagged._meta.db_table] + [
             field.m2m_db_table() for field in Tagged._meta.local_many_to_many
         ]
@@ -654,7 +654,7 @@ class RefusalTests(SchemaTestCase):
                     lambda: install_models([QA, model]),
                     lambda: install_models([model, QA], sql_only=True),
                     lambda: drop_models([QA, model], missing_ok=True),
-                    lambda: schema.install(model),
+                    lambda: ddl.install(model),
                 ):
                     with self.assertRaisesMessage(SchemaError, msg):
                         call()
@@ -753,7 +753,7 @@ class TenantDatabaseTests(TenantTestCase):
 
     def test_add_use_and_remove(self):
         app = "manager_schema_manipulation"
-        statements = schema.add_database("tenant", self.settings, [app])
+        statements = tenancy.add_database("tenant", self.settings, [app])
         self.assertEqual(list(statements), ["tenant"])
         self.assertLessEqual({m._meta.db_table for m in ALL_MODELS}, self.file_tables())
         with override_bindings({app: "tenant"}):
@@ -762,7 +762,7 @@ class TenantDatabaseTests(TenantTestCase):
             rows = db.execute(f"SELECT name FROM {quoted(QA._meta.db_table)}")
             self.assertEqual(list(rows), [("only here",)])
         self.assertNotIn(QA._meta.db_table, tables("q"))
-        schema.remove_database("tenant", [app])
+        tenancy.remove_database("tenant", [app])
         self.assertEqual(self.file_tables(), set())
         with self.assertRaisesMessage(ConnectionDoesNotExist, "'tenant' doesn't"):
             connections["tenant"]
@@ -770,15 +770,15 @@ class TenantDatabaseTests(TenantTestCase):
     def test_add_again_after_a_restart(self):
         # A process that starts adds the tenants it serves, whose tables exist.
         app = "manager_schema_manipulation"
-        schema.add_database("tenant", self.settings, [app])
+        tenancy.add_database("tenant", self.settings, [app])
         with override_bindings({app: "tenant"}):
             QA.objects.create(name="kept")
-        schema.remove_database("tenant", [app], drop=False)
+        tenancy.remove_database("tenant", [app], drop=False)
         with self.assertRaisesMessage(SchemaError, "already exist in database"):
-            schema.add_database("tenant", self.settings, [app])
+            tenancy.add_database("tenant", self.settings, [app])
         self.assertNotIn("tenant", connections.settings)
         self.assertEqual(
-            schema.add_database("tenant", self.settings, [app], exists_ok=True),
+            tenancy.add_database("tenant", self.settings, [app], exists_ok=True),
             {"tenant": []},
         )
         with override_bindings({app: "tenant"}):
@@ -787,17 +787,17 @@ class TenantDatabaseTests(TenantTestCase):
     def test_unknown_app_changes_nothing(self):
         msg = "'nope' isn't the label of an installed app"
         with self.assertRaisesMessage(SchemaError, msg):
-            schema.add_database("tenant", self.settings, ["nope"])
+            tenancy.add_database("tenant", self.settings, ["nope"])
         self.assertNotIn("tenant", connections.settings)
         self.assertFalse(os.path.exists(self.path))
         with self.assertRaisesMessage(TypeError, "not a string"):
-            schema.add_database("tenant", self.settings, "manager_schema_manipulation")
+            tenancy.add_database("tenant", self.settings, "manager_schema_manipulation")
         self.assertNotIn("tenant", connections.settings)
 
     def test_existing_alias_changes_nothing(self):
         msg = "The connection 'q' already exists."
         with self.assertRaisesMessage(ValueError, msg):
-            schema.add_database("q", self.settings, ["manager_schema_manipulation"])
+            tenancy.add_database("q", self.settings, ["manager_schema_manipulation"])
         self.assertFalse(os.path.exists(self.path))
         self.assertNotIn(QA._meta.db_table, tables("q"))
 
@@ -806,7 +806,7 @@ class TenantDatabaseTests(TenantTestCase):
             db.execute(f"CREATE TABLE {quoted(QA._meta.db_table)} (x int)")
         msg = "already exist in database 'tenant'."
         with self.assertRaisesMessage(SchemaError, msg):
-            schema.add_database(
+            tenancy.add_database(
                 "tenant", self.settings, ["manager_schema_manipulation"]
             )
         self.assertNotIn("tenant", connections.settings)
@@ -814,7 +814,7 @@ class TenantDatabaseTests(TenantTestCase):
 
     def test_remove_with_an_open_transaction_changes_nothing(self):
         app = "manager_schema_manipulation"
-        schema.add_database("tenant", self.settings, [app])
+        tenancy.add_database("tenant", self.settings, [app])
         before = self.file_tables()
         msg = (
             "The database 'tenant' can't be removed while a transaction is open "
@@ -822,11 +822,11 @@ class TenantDatabaseTests(TenantTestCase):
         )
         with transaction.atomic(using="tenant"):
             with self.assertRaisesMessage(TransactionManagementError, msg):
-                schema.remove_database("tenant", [app])
+                tenancy.remove_database("tenant", [app])
         self.assertEqual(self.file_tables(), before)
         self.assertIn("tenant", connections.settings)
         with self.assertRaisesMessage(ConnectionDoesNotExist, "'elsewhere' doesn't"):
-            schema.remove_database("elsewhere", [app])
+            tenancy.remove_database("elsewhere", [app])
 
 
 class TenantMigrateTests(TenantTestCase):
@@ -837,7 +837,7 @@ class TenantMigrateTests(TenantTestCase):
     def test_migrate(self):
         # Content types go with auth (permissions refer to them).
         apps = ["contenttypes", "auth"]
-        schema.add_database("tenant", self.settings, apps, migrate=True)
+        tenancy.add_database("tenant", self.settings, apps, migrate=True)
         self.assertIn("django_content_type", self.file_tables())
         self.assertIn("auth_permission", self.file_tables())
         with override_bindings(dict.fromkeys(apps, "tenant")):

@@ -15,7 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import binding_state, connections, transaction
 from django.db.backends.signals import connection_created
 from django.db.models.binding import override_bindings
-from django.db.models.schema import add_database, remove_database
+from django.db.models.tenancy import add_database, remove_database
 from django.db.transaction import TransactionManagementError
 from django.test import SimpleTestCase, TestCase, TransactionTestCase
 from django.utils.connection import ConnectionDoesNotExist

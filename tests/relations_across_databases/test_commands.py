@@ -21,7 +21,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.db import connections
 from django.db.models.binding import override_bindings
-from django.db.models.schema import drop_models, install_models
+from django.db.models.ddl import drop_models, install_models
 from django.test import TransactionTestCase
 from multiple_databases.models import Artist, Vehicle, Widget
 

@@ -27,8 +27,8 @@ from django.db.models import (
     When,
 )
 from django.db.models.binding import override_bindings
+from django.db.models.ddl import drop_models, install_models
 from django.db.models.expressions import RawSQL
-from django.db.models.schema import drop_models, install_models
 from django.test import TestCase, TransactionTestCase, override_settings
 from django.test.utils import CaptureQueriesContext, isolate_apps
 

@@ -14,7 +14,7 @@ from asgiref.sync import iscoroutinefunction
 from django.apps import apps
 from django.conf import settings
 from django.db import connections
-from django.db.models.schema import add_database, remove_database
+from django.db.models.tenancy import add_database, remove_database
 
 # The apps each tenant has its own tables of.
 TENANT_APPS = ["notes"]
