@@ -51,7 +51,7 @@ def pytest_sessionstart(session):
 
 def pytest_terminal_summary(terminalreporter):
     """Print what tests measured (e.g. the rows the isolation test checked)."""
-    from multiple_databases.test_isolation_property import REPORTS
+    from model_binding.test_isolation_property import REPORTS
 
     for line in REPORTS:
         terminalreporter.write_line(line)

@@ -9,7 +9,7 @@ DATABASES = {
 }
 
 # Binds a model without editing it: takes precedence over Meta.db_connection.
-DATABASE_BINDINGS = {"multiple_databases.Ledger": "b"}
+DATABASE_BINDINGS = {"model_binding.Ledger": "b"}
 
 # The tests keep unbound models on every database on purpose (upstream's
 # behaviour beside bound models), which multidb.W001 warns about.
@@ -18,7 +18,7 @@ SILENCED_SYSTEM_CHECKS = ["multidb.W001"]
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
-    "multiple_databases",
+    "model_binding",
     "manager_schema_manipulation",
     "two_phase_commit",
     "relations_across_databases",

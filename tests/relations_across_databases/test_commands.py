@@ -23,7 +23,7 @@ from django.db import connections
 from django.db.models.binding import override_bindings
 from django.db.models.ddl import drop_models, install_models
 from django.test import TransactionTestCase
-from multiple_databases.models import Artist, Vehicle, Widget
+from model_binding.models import Artist, Vehicle, Widget
 
 from .models import MODELS, Author, Book, Country
 from .tests import APP, ONE_DATABASE, SPLIT, seed, where_tables_are
@@ -227,11 +227,11 @@ class DumpLoadTests(CommandsTestCase):
 
 class FlushTests(TransactionTestCase):
     """
-    The managed models of the multiple_databases app: Artist on 'a', Widget
+    The managed models of the model_binding app: Artist on 'a', Widget
     on 'b', Vehicle on default (flush leaves unmanaged tables alone).
     """
 
-    available_apps = ["multiple_databases"]
+    available_apps = ["model_binding"]
     databases = {"default", "a", "b"}
 
     def setUp(self):
@@ -287,7 +287,7 @@ class FlushTests(TransactionTestCase):
 
     def test_sqlsequencereset_follows_bindings(self):
         out, err = StringIO(), StringIO()
-        call_command("sqlsequencereset", "multiple_databases", stdout=out, stderr=err)
+        call_command("sqlsequencereset", "model_binding", stdout=out, stderr=err)
         if connections["a"].vendor == "sqlite":
             # SQLite's sequences need no reset statements.
             self.assertEqual(err.getvalue().strip(), "No sequences found.")
@@ -302,7 +302,7 @@ class FlushTests(TransactionTestCase):
         self.assertIn(f'"{Widget._meta.db_table}"', sections["b"])
         self.assertNotIn(f'"{Widget._meta.db_table}"', sections["a"])
         out = StringIO()
-        call_command("sqlsequencereset", "multiple_databases", database="a", stdout=out)
+        call_command("sqlsequencereset", "model_binding", database="a", stdout=out)
         self.assertNotIn("-- Database", out.getvalue())
         self.assertIn(f'"{Widget._meta.db_table}"', out.getvalue())
 
@@ -363,7 +363,7 @@ class UserCommandTests(CommandsTestCase):
 
 
 class MigrateAllDatabasesTests(TransactionTestCase):
-    available_apps = ["multiple_databases", APP]
+    available_apps = ["model_binding", APP]
     databases = {"default", "a", "b", "p", "q"}
 
     def test_migrated_databases(self):

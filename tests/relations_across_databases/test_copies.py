@@ -18,7 +18,7 @@ from django.db.migrations.state import ProjectState
 from django.db.models import crossdb
 from django.db.models.binding import override_bindings
 from django.test import TransactionTestCase
-from multiple_databases.models import Part, Vehicle, Widget
+from model_binding.models import Part, Vehicle, Widget
 
 from .models import Author, Book, Chapter, Country, Loan, Note
 from .test_commands import CommandsTestCase, count
@@ -38,7 +38,7 @@ def foreign_keys(alias, table):
 
 
 class CopyConstraintTests(TransactionTestCase):
-    available_apps = ["multiple_databases", APP]
+    available_apps = ["model_binding", APP]
     databases = {"default", "a", "b"}
 
     def create(self, alias, *models):

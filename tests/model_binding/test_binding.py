@@ -89,13 +89,13 @@ class BindingTests(TestCase):
         Ledger.objects.create(entry="x")
         self.assertEqual(where(Ledger, entry="x"), ["b"])
 
-    @override_settings(DATABASE_BINDINGS={"multiple_databases": "b"})
+    @override_settings(DATABASE_BINDINGS={"model_binding": "b"})
     def test_app_entry_binds_every_model(self):
         self.assertEqual(Vehicle._meta.db_connection, "b")
         self.assertEqual(Artist._meta.db_connection, "b")
 
     @override_settings(
-        DATABASE_BINDINGS={"multiple_databases": "b", "multiple_databases.Artist": "a"}
+        DATABASE_BINDINGS={"model_binding": "b", "model_binding.Artist": "a"}
     )
     def test_model_entry_wins_over_app_entry(self):
         self.assertEqual(Artist._meta.db_connection, "a")
@@ -119,7 +119,7 @@ class BindingTests(TestCase):
             self.assertIs(router.allow_migrate_model(alias, Artist), alias == "a")
             self.assertIs(router.allow_migrate_model(alias, Painter), alias == "a")
             self.assertIs(
-                router.allow_migrate(alias, "multiple_databases", model_name="widget"),
+                router.allow_migrate(alias, "model_binding", model_name="widget"),
                 alias == "b",
             )
         self.assertIs(router.allow_migrate_model("b", Vehicle), True)
@@ -323,7 +323,7 @@ class ReadWriteTests(TestCase):
     def test_dumpdata_and_loaddata(self):
         out = io.StringIO()
         management.call_command(
-            "dumpdata", "multiple_databases.Artist", database="a", stdout=out
+            "dumpdata", "model_binding.Artist", database="a", stdout=out
         )
         dumped = json.loads(out.getvalue())
         self.assertEqual(
@@ -331,18 +331,18 @@ class ReadWriteTests(TestCase):
         )
         # Without --database, each model from its database.
         out = io.StringIO()
-        management.call_command("dumpdata", "multiple_databases", stdout=out)
+        management.call_command("dumpdata", "model_binding", stdout=out)
         self.assertIn("Paul Klee", out.getvalue())
         out = io.StringIO()
         management.call_command(
-            "dumpdata", "multiple_databases", database="default", stdout=out
+            "dumpdata", "model_binding", database="default", stdout=out
         )
         self.assertNotIn("Paul Klee", out.getvalue())
 
     def test_loaddata_puts_bound_objects_only_in_their_database(self):
         fixture = [
             {
-                "model": "multiple_databases.artist",
+                "model": "model_binding.artist",
                 "pk": 99,
                 "fields": {"name": "From a fixture", "alive": True, "born": None},
             }
@@ -432,7 +432,7 @@ class ExplicitDatabaseTests(TestCase):
     def test_override_bindings_copies_rows_to_another_database(self):
         Artist.objects.create(name="Klee")
         artists = list(Artist.objects.all())
-        with override_bindings({"multiple_databases.Artist": "b"}):
+        with override_bindings({"model_binding.Artist": "b"}):
             self.assertEqual(Artist._meta.db_connection, "b")
             Artist.objects.install()
             Artist.objects.bulk_create(artists)
@@ -441,14 +441,14 @@ class ExplicitDatabaseTests(TestCase):
             )
         self.assertEqual(Artist._meta.db_connection, "a")
         self.assertEqual(where(Artist, name="Klee"), ["a", "b"])
-        with override_bindings({"multiple_databases": "b"}):
+        with override_bindings({"model_binding": "b"}):
             Artist.objects.drop()
         self.assertEqual(where(Artist, name="Klee"), ["a"])
 
     def test_override_bindings_scope(self):
         seen = []
-        with override_bindings({"multiple_databases": "b"}):
-            with override_bindings({"multiple_databases.Artist": "default"}):
+        with override_bindings({"model_binding": "b"}):
+            with override_bindings({"model_binding.Artist": "default"}):
                 self.assertEqual(Artist._meta.db_connection, "default")
                 self.assertEqual(Widget._meta.db_connection, "b")
                 # Another thread doesn't see this context's override.
@@ -459,7 +459,7 @@ class ExplicitDatabaseTests(TestCase):
                 thread.join()
             self.assertEqual(Artist._meta.db_connection, "b")
             with self.assertRaises(ZeroDivisionError):
-                with override_bindings({"multiple_databases.Artist": "a"}):
+                with override_bindings({"model_binding.Artist": "a"}):
                     1 / 0
             self.assertEqual(Artist._meta.db_connection, "b")
         self.assertEqual(seen, ["a"])
@@ -468,7 +468,7 @@ class ExplicitDatabaseTests(TestCase):
 
     def test_override_bindings_in_concurrent_tasks(self):
         async def bound_to(alias):
-            with override_bindings({"multiple_databases.Vehicle": alias}):
+            with override_bindings({"model_binding.Vehicle": alias}):
                 await asyncio.sleep(0.01)
                 return Vehicle._meta.db_connection
 
@@ -481,7 +481,7 @@ class ExplicitDatabaseTests(TestCase):
     def test_override_bindings_bad_input(self):
         cases = [
             (
-                {"multiple_databases": "nowhere"},
+                {"model_binding": "nowhere"},
                 ConnectionDoesNotExist,
                 "The connection 'nowhere' doesn't exist.",
             ),
@@ -492,12 +492,12 @@ class ExplicitDatabaseTests(TestCase):
                 "installed app label or 'app_label.ModelName'.",
             ),
             (
-                ["multiple_databases"],
+                ["model_binding"],
                 ImproperlyConfigured,
                 "override_bindings() must be a dict",
             ),
             (
-                {"multiple_databases.Artist": 3},
+                {"model_binding.Artist": 3},
                 ImproperlyConfigured,
                 "a binding must name a database alias",
             ),
@@ -517,7 +517,7 @@ class OverrideBindingsIsolationTests(TransactionTestCase):
     sync_to_async() runs ORM calls in, and threads started by hand.
     """
 
-    available_apps = ["multiple_databases"]
+    available_apps = ["model_binding"]
     databases = {"default", "a", "b"}
 
     def test_public_name(self):
@@ -532,7 +532,7 @@ class OverrideBindingsIsolationTests(TransactionTestCase):
 
         async def tenant(number):
             alias = "ab"[number % 2]
-            with override_bindings({"multiple_databases.Vehicle": alias}):
+            with override_bindings({"model_binding.Vehicle": alias}):
                 for step in range(3):
                     # Every await lets the other tasks run.
                     await Vehicle.objects.acreate(
@@ -561,7 +561,7 @@ class OverrideBindingsIsolationTests(TransactionTestCase):
         self.assertIsNone(Vehicle._meta.db_connection)
 
     def test_decorated_async_function(self):
-        @override_bindings({"multiple_databases.Vehicle": "b"})
+        @override_bindings({"model_binding.Vehicle": "b"})
         async def bound():
             await asyncio.sleep(0)
             return Vehicle._meta.db_connection
@@ -577,7 +577,7 @@ class OverrideBindingsIsolationTests(TransactionTestCase):
         self.assertIsNone(Vehicle._meta.db_connection)
 
     def test_decorated_function_calls_itself(self):
-        @override_bindings({"multiple_databases.Vehicle": "a"})
+        @override_bindings({"model_binding.Vehicle": "a"})
         def depth(n):
             if n:
                 return depth(n - 1) + [Vehicle._meta.db_connection]
@@ -596,7 +596,7 @@ class OverrideBindingsIsolationTests(TransactionTestCase):
 
         names = sorted(
             model._meta.label
-            for model in apps.get_app_config("multiple_databases").get_models()
+            for model in apps.get_app_config("model_binding").get_models()
         )[:10]
         entries = [
             {label: alias for label in subset}
@@ -614,7 +614,7 @@ class OverrideBindingsIsolationTests(TransactionTestCase):
         import contextvars
 
         seen = {}
-        with override_bindings({"multiple_databases.Vehicle": "a"}):
+        with override_bindings({"model_binding.Vehicle": "a"}):
             plain = threading.Thread(
                 target=lambda: seen.setdefault("plain", Vehicle._meta.db_connection)
             )
@@ -633,11 +633,11 @@ class RuntimeConnectionTests(TestCase):
     databases = {"default", "a"}
 
     def test_model_bound_to_an_alias_added_later(self):
-        @isolate_apps("multiple_databases")
+        @isolate_apps("model_binding")
         def make_model():
             class Late(models.Model):
                 class Meta:
-                    app_label = "multiple_databases"
+                    app_label = "model_binding"
                     db_connection = "late"
 
             return Late
@@ -672,7 +672,7 @@ class RuntimeConnectionTests(TestCase):
         self.assertEqual(list(connections), ["default", "a", "b", "p", "q"])
 
 
-@isolate_apps("multiple_databases")
+@isolate_apps("model_binding")
 class CheckTests(SimpleTestCase):
     def test_unknown_alias(self):
         class Nowhere(models.Model):
@@ -683,7 +683,7 @@ class CheckTests(SimpleTestCase):
             Nowhere.check(),
             [
                 checks.Error(
-                    "multiple_databases.Nowhere is bound to the database 'missing', "
+                    "model_binding.Nowhere is bound to the database 'missing', "
                     "which isn't configured. Configured connections: 'default', "
                     "'a', 'b', 'p', 'q'.",
                     hint=(
@@ -745,12 +745,12 @@ class CheckTests(SimpleTestCase):
             Owner.check(),
             [
                 checks.Error(
-                    "multiple_databases.Owner.rights has its through model "
-                    "multiple_databases.Link on the database 'p', which holds "
-                    "neither multiple_databases.Owner ('a') nor "
-                    "multiple_databases.Right ('b').",
+                    "model_binding.Owner.rights has its through model "
+                    "model_binding.Link on the database 'p', which holds "
+                    "neither model_binding.Owner ('a') nor "
+                    "model_binding.Right ('b').",
                     hint=(
-                        "Bind multiple_databases.Link to the database of one of "
+                        "Bind model_binding.Link to the database of one of "
                         "the two models."
                     ),
                     obj=field,
@@ -872,7 +872,7 @@ class CheckTests(SimpleTestCase):
         )
 
 
-APPS = ["django.contrib.contenttypes", "django.contrib.auth", "multiple_databases"]
+APPS = ["django.contrib.contenttypes", "django.contrib.auth", "model_binding"]
 
 
 @contextmanager
@@ -907,11 +907,9 @@ class MigrationTests(TransactionTestCase):
             package = os.path.join(tmp, "multidb_migrations_tmp")
             os.mkdir(package)
             open(os.path.join(package, "__init__.py"), "w").close()
-            modules = {"multiple_databases": "multidb_migrations_tmp"}
+            modules = {"model_binding": "multidb_migrations_tmp"}
             with override_settings(MIGRATION_MODULES=modules):
-                management.call_command(
-                    "makemigrations", "multiple_databases", verbosity=0
-                )
+                management.call_command("makemigrations", "model_binding", verbosity=0)
                 with open(os.path.join(package, "0001_initial.py")) as f:
                     migration = f.read()
                 # Upstream Django can load the migration: no binding in it.
@@ -923,7 +921,7 @@ class MigrationTests(TransactionTestCase):
                     out = io.StringIO()
                     management.call_command(
                         "sqlmigrate",
-                        "multiple_databases",
+                        "model_binding",
                         "0001",
                         database=alias,
                         stdout=out,
@@ -931,9 +929,9 @@ class MigrationTests(TransactionTestCase):
                     sql[alias] = out.getvalue()
         for alias in ALIASES:
             with self.subTest(alias=alias):
-                self.assertIs("multiple_databases_artist" in sql[alias], alias == "a")
-                self.assertIs("multiple_databases_widget" in sql[alias], alias == "b")
-                self.assertIn("multiple_databases_vehicle", sql[alias])
+                self.assertIs("model_binding_artist" in sql[alias], alias == "a")
+                self.assertIs("model_binding_widget" in sql[alias], alias == "b")
+                self.assertIn("model_binding_vehicle", sql[alias])
 
     def test_binding_stays_out_of_migrations(self):
         from django.db.migrations.state import ModelState
@@ -943,7 +941,7 @@ class MigrationTests(TransactionTestCase):
         out = io.StringIO()
         management.call_command(
             "makemigrations",
-            "multiple_databases",
+            "model_binding",
             dry_run=True,
             verbosity=3,
             stdout=out,
@@ -964,13 +962,11 @@ class MigrateTests(TransactionTestCase):
                 os.mkdir(package)
                 open(os.path.join(package, "__init__.py"), "w").close()
                 with override_settings(
-                    MIGRATION_MODULES={
-                        "multiple_databases": "multidb_migrations_migrate"
-                    },
-                    DATABASE_BINDINGS={"multiple_databases": "fresh1"},
+                    MIGRATION_MODULES={"model_binding": "multidb_migrations_migrate"},
+                    DATABASE_BINDINGS={"model_binding": "fresh1"},
                 ):
                     management.call_command(
-                        "makemigrations", "multiple_databases", verbosity=0
+                        "makemigrations", "model_binding", verbosity=0
                     )
                     for alias in fresh:
                         management.call_command("migrate", database=alias, verbosity=0)
@@ -998,7 +994,7 @@ class MigrateAllDatabasesTests(TransactionTestCase):
         out = io.StringIO()
         with fresh_databases(self, fresh):
             with override_settings(
-                DATABASE_BINDINGS={"multiple_databases": "fresh1", "*": "fresh2"}
+                DATABASE_BINDINGS={"model_binding": "fresh1", "*": "fresh2"}
             ):
                 self.assertEqual(Vehicle._meta.db_connection, "fresh1")
                 self.assertEqual(checks.run_checks(tags=["models"]), [])

@@ -150,7 +150,7 @@ class AddValidationTests(SimpleTestCase):
 
 
 class RemoveTests(TransactionTestCase):
-    available_apps = ["multiple_databases"]
+    available_apps = ["model_binding"]
     databases = {"default", "a", "b"}
 
     def setUp(self):

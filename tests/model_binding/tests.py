@@ -34,7 +34,7 @@ class NarrativeTests(TestCase):
 
 
 class TransactionNarrativeTests(TransactionTestCase):
-    available_apps = ["django.contrib.contenttypes", "multiple_databases"]
+    available_apps = ["django.contrib.contenttypes", "model_binding"]
     databases = "__all__"
 
     def test_transactions(self):

@@ -14,7 +14,7 @@ from django.utils.connection import ConnectionDoesNotExist
 
 from .models import Artist, Part, Vehicle, Widget
 
-APPS = ["django.contrib.contenttypes", "django.contrib.auth", "multiple_databases"]
+APPS = ["django.contrib.contenttypes", "django.contrib.auth", "model_binding"]
 ALL = ["default", "a", "b", "p", "q"]
 
 
@@ -465,7 +465,7 @@ class OnCommitWithoutUsingTests(MultiDatabaseTestCase):
 class ModelsNameTheirDatabasesTests(TransactionTestCase):
     """Wherever transaction functions take using, a model class names its database."""
 
-    available_apps = ["multiple_databases"]
+    available_apps = ["model_binding"]
     databases = {"default", "a", "b"}
 
     def test_atomic_over_the_databases_of_models(self):
@@ -518,7 +518,7 @@ class AtomicBoundDatabasesTests(TransactionTestCase):
     it, covers default and every database that models are bound to.
     """
 
-    available_apps = ["multiple_databases"]
+    available_apps = ["model_binding"]
     databases = {"default", "a", "b"}
 
     def counts(self):
@@ -601,7 +601,7 @@ class AtomicBoundDatabasesTests(TransactionTestCase):
     def test_without_bindings(self):
         # Meta.db_connection still binds Artist and Widget; with every
         # binding gone, the block is upstream's, on default.
-        with override_bindings({"multiple_databases": "default"}):
+        with override_bindings({"model_binding": "default"}):
             with transaction.atomic():
                 self.assertIs(connections["default"].in_atomic_block, True)
                 self.assertIs(connections["a"].in_atomic_block, False)

@@ -56,10 +56,8 @@ class UndeclaredDatabasesTests(TestCase):
             Widget.objects.exists()
         self.assertEqual(len(captured), 3)
         self.assertIn("COUNT(*)", captured[0]["sql"])
-        self.assertIn('"multiple_databases_artist"', captured[1]["sql"])
-        self.assertIn(
-            '"multiple_databases_widget"', captured.captured_queries[2]["sql"]
-        )
+        self.assertIn('"model_binding_artist"', captured[1]["sql"])
+        self.assertIn('"model_binding_widget"', captured.captured_queries[2]["sql"])
         self.assertEqual(
             [query["sql"] for query in captured],
             [query["sql"] for query in captured.captured_queries],

@@ -71,7 +71,7 @@ def database_settings(directory):
 
 
 class ReplicaTestCase(TransactionTestCase):
-    available_apps = ["multiple_databases"]
+    available_apps = ["model_binding"]
     databases = {"default"}
 
     def setUp(self):
@@ -95,7 +95,7 @@ class ReplicaTestCase(TransactionTestCase):
             name = models.CharField(max_length=20)
 
             class Meta:
-                app_label = "multiple_databases"
+                app_label = "model_binding"
                 db_connection = "r"
 
         self.Account = current["model"] = Account
@@ -169,7 +169,7 @@ class ReplicaTestCase(TransactionTestCase):
         return resume
 
 
-@isolate_apps("multiple_databases")
+@isolate_apps("model_binding")
 class ReplicaTests(ReplicaTestCase):
     def test_reads_go_to_the_replica(self):
         served, count = in_a_new_context(
@@ -393,7 +393,7 @@ class ReplicaTests(ReplicaTestCase):
             self.assertEqual(in_a_new_context(self.Account.objects.count), 0)
 
 
-@isolate_apps("multiple_databases")
+@isolate_apps("model_binding")
 class ReadYourWritesTests(ReplicaTestCase):
     """A standby that replays nothing for a while (PostgreSQL only)."""
 

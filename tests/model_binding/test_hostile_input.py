@@ -23,14 +23,14 @@ def check_ids(**kwargs):
 
 class MalformedBindingsTests(SimpleTestCase):
     malformed = {
-        "a list": (["multiple_databases"], "must be a dict", "list"),
-        "a str": ("multiple_databases", "must be a dict", "str"),
+        "a list": (["model_binding"], "must be a dict", "list"),
+        "a str": ("model_binding", "must be a dict", "str"),
         "a non-str key": ({5: "a"}, "has the key 5", None),
         "an empty key": ({"": "a"}, "has the key ''", None),
-        "a dict value": ({"multiple_databases": {"a": 1}}, "{'a': 1}", None),
-        "an empty value": ({"multiple_databases": ""}, "to ''", None),
-        "a None value": ({"multiple_databases.Vehicle": None}, "to None", None),
-        "a list value": ({"multiple_databases": ["a"]}, "to ['a']", None),
+        "a dict value": ({"model_binding": {"a": 1}}, "{'a': 1}", None),
+        "an empty value": ({"model_binding": ""}, "to ''", None),
+        "a None value": ({"model_binding.Vehicle": None}, "to None", None),
+        "a list value": ({"model_binding": ["a"]}, "to ['a']", None),
     }
 
     def test_each_is_a_check_error_and_a_clear_runtime_error(self):
@@ -54,7 +54,7 @@ class MalformedBindingsTests(SimpleTestCase):
         self.assertIsNone(Vehicle._meta.db_connection)
 
     def test_a_good_entry_next_to_a_bad_one_binds_nothing(self):
-        value = {"multiple_databases.Vehicle": "b", "multiple_databases": None}
+        value = {"model_binding.Vehicle": "b", "model_binding": None}
         with override_settings(DATABASE_BINDINGS=value):
             with self.assertRaises(ImproperlyConfigured):
                 Vehicle._meta.db_connection
@@ -62,18 +62,18 @@ class MalformedBindingsTests(SimpleTestCase):
                 Vehicle._meta.db_connection
         self.assertIsNone(Vehicle._meta.db_connection)
 
-    @isolate_apps("multiple_databases")
+    @isolate_apps("model_binding")
     def test_empty_meta_db_connection(self):
         class Empty(models.Model):
             class Meta:
-                app_label = "multiple_databases"
+                app_label = "model_binding"
                 db_connection = ""
 
         errors = [e for e in Empty.check() if e.id.startswith("multidb")]
         self.assertEqual([e.id for e in errors], ["multidb.E007"])
         self.assertIn("Meta.db_connection is empty", errors[0].msg)
 
-    @isolate_apps("multiple_databases")
+    @isolate_apps("model_binding")
     def test_non_str_meta_db_connection(self):
         for value in [5, b"a", ["a"]]:
             with self.subTest(value=value):
@@ -81,7 +81,7 @@ class MalformedBindingsTests(SimpleTestCase):
 
                     class Bad(models.Model):
                         class Meta:
-                            app_label = "multiple_databases"
+                            app_label = "model_binding"
                             db_connection = value
 
     def test_checks_of_the_real_settings_pass(self):
@@ -111,7 +111,7 @@ class BadAliasTests(SimpleTestCase):
 
 
 class HostileNamesTests(TransactionTestCase):
-    available_apps = ["multiple_databases"]
+    available_apps = ["model_binding"]
     databases = set(ALL)
 
     def test_unicode_and_quotes_in_runtime_aliases(self):

@@ -39,7 +39,7 @@ class ForeignRow(AssertionError):
 
 
 def bindings(alias):
-    return {"multiple_databases.Vehicle": alias}
+    return {"model_binding.Vehicle": alias}
 
 
 def close(alias):
@@ -275,7 +275,7 @@ class Load:
 
 
 class TenantIsolationPropertyTests(TransactionTestCase):
-    available_apps = ["multiple_databases"]
+    available_apps = ["model_binding"]
     databases = {"default", "a", "b"}
 
     def test_no_request_reaches_another_tenants_rows(self):

@@ -24,8 +24,8 @@ from .models import Album, Artist, Genre, Vehicle
 from .test_connections import read_t
 
 SQLITE = "django.db.backends.sqlite3"
-VEHICLE_ON_A = {"multiple_databases.Vehicle": "a"}
-VEHICLE_ON_B = {"multiple_databases.Vehicle": "b"}
+VEHICLE_ON_A = {"model_binding.Vehicle": "a"}
+VEHICLE_ON_B = {"model_binding.Vehicle": "b"}
 
 
 def where_rows(alias, column, model):
@@ -50,7 +50,7 @@ class TasksKeepTheirOverrideTests(TransactionTestCase):
     when it runs after the block has ended, whatever other tasks do then.
     """
 
-    available_apps = ["multiple_databases"]
+    available_apps = ["model_binding"]
     databases = {"default", "a", "b"}
 
     def run_late_task(self, other_override):
@@ -96,7 +96,7 @@ class TasksKeepTheirOverrideTests(TransactionTestCase):
 class SharedOverrideTests(TransactionTestCase):
     """One override_bindings() serves many contexts at once."""
 
-    available_apps = ["multiple_databases"]
+    available_apps = ["model_binding"]
     databases = {"default", "a", "b"}
 
     def test_instance_entered_by_overlapping_threads(self):
@@ -250,7 +250,7 @@ class GeneratorTests(TestCase):
         )
         seen = []
 
-        @override_bindings({"multiple_databases.Vehicle": "gone"})
+        @override_bindings({"model_binding.Vehicle": "gone"})
         def generator():
             try:
                 yield Vehicle._meta.db_connection
@@ -303,7 +303,7 @@ class InstancesStayWithTheirDatabaseTests(TestCase):
     """
 
     databases = {"default", "a", "b"}
-    TENANT_B = {"multiple_databases": "b"}
+    TENANT_B = {"model_binding": "b"}
 
     def setUp(self):
         with override_bindings(self.TENANT_B):
@@ -339,7 +339,7 @@ class InstancesStayWithTheirDatabaseTests(TestCase):
         self.a_artist.name = "overwritten"
         msg = (
             "Cannot save <Artist: overwritten>: it was loaded from the database "
-            "'a', but multiple_databases.Artist is bound to 'b' now"
+            "'a', but model_binding.Artist is bound to 'b' now"
         )
         with override_bindings(self.TENANT_B):
             with self.assertRaisesMessage(ValueError, msg):
@@ -441,7 +441,7 @@ class RemoveWhileOtherThreadsUseTests(TransactionTestCase):
     another thread.
     """
 
-    available_apps = ["multiple_databases"]
+    available_apps = ["model_binding"]
     databases = {"default", "a", "b"}
 
     def setUp(self):
@@ -500,7 +500,7 @@ class RemoveWhileOtherThreadsUseTests(TransactionTestCase):
         with self.assertRaisesMessage(TransactionManagementError, msg):
             connections.remove("t")
         with self.assertRaisesMessage(TransactionManagementError, msg):
-            remove_database("t", ["multiple_databases"])
+            remove_database("t", ["model_binding"])
         self.assertIn("t", connections.settings)
         release.set()
         thread.join()
@@ -581,20 +581,18 @@ class RemoveWhileOtherThreadsUseTests(TransactionTestCase):
 
     def test_remove_database_input(self):
         with self.assertRaisesMessage(ValueError, "The 'default' database can't be"):
-            remove_database("default", ["multiple_databases"])
+            remove_database("default", ["model_binding"])
         self.assertIn(
             Vehicle._meta.db_table, connections["default"].introspection.table_names()
         )
         # Labels given by an iterator are read once, for the tables and the
         # bindings alike.
         path = os.path.join(self.directory.name, "u.sqlite3")
-        add_database(
-            "u", {"ENGINE": SQLITE, "NAME": path}, iter(["multiple_databases"])
-        )
+        add_database("u", {"ENGINE": SQLITE, "NAME": path}, iter(["model_binding"]))
         self.assertIn(
             Vehicle._meta.db_table, connections["u"].introspection.table_names()
         )
-        remove_database("u", (label for label in ["multiple_databases"]))
+        remove_database("u", (label for label in ["model_binding"]))
         self.assertNotIn("u", connections.settings)
         self.assertIn(
             Vehicle._meta.db_table, connections["default"].introspection.table_names()
