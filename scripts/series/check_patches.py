@@ -14,6 +14,7 @@ applies part of the series gets a working Django.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import subprocess
 import sys
@@ -126,6 +127,16 @@ def check_prefixes(series: list[str]) -> list[str]:
     Check every prefix of the series in a worktree of build/tree, whose
     commits are the series applied one patch at a time (scripts/series/vendor.py).
     """
+    missing = [
+        name
+        for name in ("asgiref", "sqlparse")
+        if importlib.util.find_spec(name) is None
+    ]
+    if missing:
+        raise ScriptError(
+            f"building each prefix imports Django, which needs {', '.join(missing)}: "
+            f"pip install {' '.join(missing)}."
+        )
     commits = git("rev-list", "--reverse", f"{UPSTREAM_TAG}..HEAD", cwd=TREE).stdout
     problems = []
     with tempfile.TemporaryDirectory(prefix="check-prefixes-") as tmp:
