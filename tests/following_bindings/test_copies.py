@@ -19,10 +19,10 @@ from django.db.models import crossdb
 from django.db.models.binding import override_bindings
 from django.test import TransactionTestCase
 from model_binding.models import Part, Vehicle, Widget
+from relations_across_databases.models import Author, Book, Chapter, Country, Loan, Note
+from relations_across_databases.tests import APP
 
-from .models import Author, Book, Chapter, Country, Loan, Note
 from .test_commands import CommandsTestCase, count
-from .tests import APP
 
 
 def foreign_keys(alias, table):

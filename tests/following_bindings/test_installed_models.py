@@ -12,9 +12,8 @@ import unittest
 from django.db import connections, models
 from django.test import TestCase, TransactionTestCase, override_settings
 from django.test.utils import installed_models, isolate_apps
-
-from .models import Author, Book, Country
-from .tests import SPLIT
+from relations_across_databases.models import Author, Book, Country
+from relations_across_databases.tests import SPLIT
 
 DATABASES = {"default", "a", "b"}
 

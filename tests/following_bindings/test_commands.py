@@ -24,9 +24,14 @@ from django.db.models.binding import override_bindings
 from django.db.models.ddl import drop_models, install_models
 from django.test import TransactionTestCase
 from model_binding.models import Artist, Vehicle, Widget
-
-from .models import MODELS, Author, Book, Country
-from .tests import APP, ONE_DATABASE, SPLIT, seed, where_tables_are
+from relations_across_databases.models import MODELS, Author, Book, Country
+from relations_across_databases.tests import (
+    APP,
+    ONE_DATABASE,
+    SPLIT,
+    seed,
+    where_tables_are,
+)
 
 
 def table_rows(bindings):
