@@ -183,20 +183,16 @@ class Load:
         self.slots = asyncio.Semaphore(concurrency)
         self.posted: dict[str, set[str]] = {}
         self.failures: list[str] = []
-        self.in_flight: dict[str, int] = {}
+        self.unanswered: dict[str | None, int] = {}
 
     async def request(self, tenant: str | None, method: str, url: str, **kwargs):
         prefix = f"/t/{tenant}" if tenant else ""
         async with self.slots:
-            self.in_flight[tenant] = self.in_flight.get(tenant, 0) + 1
             try:
-                response = await self.client.request(method, prefix + url, **kwargs)
+                return await self.client.request(method, prefix + url, **kwargs)
             except httpx.HTTPError as exc:
                 self.failures.append(f"{method} {prefix}{url}: {exc!r}")
                 return None
-            finally:
-                self.in_flight[tenant] -= 1
-        return response
 
     async def write(self, tenant: str | None) -> None:
         token = uuid.uuid4().hex
@@ -223,6 +219,20 @@ class Load:
         else:
             await self.read(tenant)
 
+    def start(self, tenant: str | None) -> asyncio.Task:
+        """
+        Schedule one request to tenant. It counts in self.unanswered from
+        now, not from when it gets one of the slots: a tenant is removed once
+        every request sent its way while it was active has been answered.
+        """
+        self.unanswered[tenant] = self.unanswered.get(tenant, 0) + 1
+        task = asyncio.create_task(self.one(tenant))
+        task.add_done_callback(lambda task: self.answered(tenant))
+        return task
+
+    def answered(self, tenant: str | None) -> None:
+        self.unanswered[tenant] -= 1
+
 
 async def run_load(args, env, store, socket_path: str, server) -> list[str]:
     transport = httpx.AsyncHTTPTransport(uds=socket_path)
@@ -243,7 +253,7 @@ async def run_load(args, env, store, socket_path: str, server) -> list[str]:
             active.extend(added)
             removed = active[:3]
             del active[:3]
-            while any(load.in_flight.get(t) for t in removed):
+            while any(load.unanswered.get(t) for t in removed):
                 await asyncio.sleep(0.01)
             await asyncio.to_thread(manage, env, "tenant", "remove", *removed)
             return added, removed
@@ -252,7 +262,7 @@ async def run_load(args, env, store, socket_path: str, server) -> list[str]:
         start = time.perf_counter()
         pending = set()
         for _ in range(args.requests):
-            pending.add(asyncio.create_task(load.one(random.choice(active))))
+            pending.add(load.start(random.choice(active)))
             if len(pending) >= args.concurrency * 2:
                 done, pending = await asyncio.wait(
                     pending, return_when=asyncio.FIRST_COMPLETED
