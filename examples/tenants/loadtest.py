@@ -57,9 +57,13 @@ def process_tree(pid: int) -> list[int]:
     """pid and its descendants (uvicorn's workers)."""
     pids = [pid]
     for tid in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{tid}/children") as children:
-            for child in children.read().split():
-                pids.extend(process_tree(int(child)))
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as children:
+                found = children.read().split()
+        except FileNotFoundError:
+            continue  # A thread (of the thread pool) that ended meanwhile.
+        for child in found:
+            pids.extend(process_tree(int(child)))
     return pids
 
 
@@ -161,8 +165,10 @@ class PostgreSQLTenants:
         count = psql(
             self.host,
             "postgres",
+            # Not autovacuum's workers, which come and go on any database.
             "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = :'name' OR datname LIKE 'tenant\\_%';",
+            "WHERE backend_type = 'client backend' "
+            "AND (datname = :'name' OR datname LIKE 'tenant\\_%');",
             name=self.default,
         )
         return int(count[0])
@@ -234,6 +240,20 @@ class Load:
         self.unanswered[tenant] -= 1
 
 
+async def held_open(store, server, at_most: int, timeout: float = 10) -> int:
+    """
+    What the idle server holds open (store.open_now()), read again until it
+    is at most at_most or timeout seconds have passed: a session or a file
+    that was just closed takes a moment to go.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        count = store.open_now(server)
+        if count <= at_most or time.monotonic() > deadline:
+            return count
+        await asyncio.sleep(0.1)
+
+
 async def run_load(args, env, store, socket_path: str, server) -> list[str]:
     transport = httpx.AsyncHTTPTransport(uds=socket_path)
     async with httpx.AsyncClient(
@@ -243,8 +263,8 @@ async def run_load(args, env, store, socket_path: str, server) -> list[str]:
         active = [f"t{n}" for n in range(args.tenants)]
         # Warm up: every tenant once, then the server is idle.
         await asyncio.gather(*(load.one(t) for t in active))
-        await asyncio.sleep(0.5)
-        idle_before = store.open_now(server)
+        idle_before = await held_open(store, server, at_most=0)
+        processes = set(process_tree(server.pid))
 
         async def change_tenants():
             await asyncio.sleep(0.5)
@@ -276,6 +296,12 @@ async def run_load(args, env, store, socket_path: str, server) -> list[str]:
             f"{args.requests / elapsed:.0f} requests/s"
         )
         problems = list(load.failures)
+        if set(process_tree(server.pid)) != processes:
+            # Its requests in flight fail with a connection reset.
+            problems.append(
+                "uvicorn replaced a worker during the load: it died or didn't "
+                "answer uvicorn's health check in time"
+            )
 
         # A removed tenant is gone for the server too.
         for tenant in removed:
@@ -297,8 +323,7 @@ async def run_load(args, env, store, socket_path: str, server) -> list[str]:
         if store.tokens(None):
             problems.append("notes landed on the default database")
 
-        await asyncio.sleep(0.5)
-        idle_after = store.open_now(server)
+        idle_after = await held_open(store, server, at_most=idle_before)
         print(f"{store.label}: {idle_before} before, {idle_after} after")
         if idle_after > idle_before:
             problems.append(f"{idle_after - idle_before} left open: {store.label}")
@@ -338,6 +363,10 @@ def start_server(env: dict[str, str], socket_path: str, workers: int, *options: 
             "--log-level",
             "warning",
             "--no-access-log",
+            # The client's pool may leave a connection idle for a while:
+            # not closed by the server just as a request is sent on it.
+            "--timeout-keep-alive",
+            "60",
             *options,
         ],
         cwd=PROJECT,
