@@ -199,12 +199,20 @@ class Load:
                     f"instance to {vehicle._state.db!r}."
                 )
 
+    def start(self, tenant, number):
+        """
+        Schedule a request to tenant. It counts in self.in_flight from now,
+        not from when the task first runs: a tenant is removed once every
+        request sent its way while it was active has ended.
+        """
+        self.in_flight[tenant] = self.in_flight.get(tenant, 0) + 1
+        return asyncio.create_task(self.request(tenant, number))
+
     def finished(self, tenant):
         self.in_flight[tenant] -= 1
 
     async def request(self, tenant, number):
         alias = f"tenant_{tenant}"
-        self.in_flight[tenant] = self.in_flight.get(tenant, 0) + 1
         streams = ()
         try:
             with override_bindings(bindings(alias)):
@@ -254,16 +262,14 @@ class Load:
                 await asyncio.sleep(0.01)
             await sync_to_async(connections.remove)(f"tenant_{name}", timeout=30)
             # A request that still comes for it finds no database.
-            await self.request(name, 0)
+            await self.start(name, 0)
 
     async def run(self):
         self.active = [f"t{n}" for n in range(TENANTS)]
         changer = asyncio.create_task(self.change_tenants())
         pending = set()
         for number in range(REQUESTS):
-            pending.add(
-                asyncio.create_task(self.request(random.choice(self.active), number))
-            )
+            pending.add(self.start(random.choice(self.active), number))
             if len(pending) >= CONCURRENCY:
                 done, pending = await asyncio.wait(
                     pending, return_when=asyncio.FIRST_COMPLETED

@@ -122,12 +122,19 @@ class ReplicaTestCase(TransactionTestCase):
             with connections["r"].schema_editor() as editor:
                 editor.delete_model(self.Account)
 
-    def wait_for_replay(self):
-        """Until the standby replayed what the primary wrote so far."""
+    def wait_for_replay(self, received=False):
+        """
+        Until the standby replayed (with received: received) what the primary
+        wrote so far, up to the position the fork reads after a commit.
+        """
         if connection.vendor != "postgresql":
             return
+        if received:
+            sql = "SELECT pg_last_wal_receive_lsn() >= %s::pg_lsn"
+        else:
+            sql = "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn"
         with connections["r"].cursor() as cursor:
-            cursor.execute("SELECT pg_current_wal_lsn()")
+            cursor.execute("SELECT pg_current_wal_insert_lsn()")
             [lsn] = cursor.fetchone()
         deadline = time.monotonic() + 10
         replica = connections["r_replica"]
@@ -135,9 +142,7 @@ class ReplicaTestCase(TransactionTestCase):
             try:
                 # Until then, the database may not be there on the standby.
                 with replica.cursor() as cursor:
-                    cursor.execute(
-                        "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [lsn]
-                    )
+                    cursor.execute(sql, [lsn])
                     if cursor.fetchone()[0]:
                         return
             except OperationalError:
@@ -581,10 +586,11 @@ class ReadYourWritesTests(ReplicaTestCase):
     def test_reads_wait_up_to_replica_wait(self):
         self.configure(REPLICA_WAIT=5)
         resume = self.pause_replay()
-        threading.Timer(0.3, in_a_new_context, [resume]).start()
 
         def write_then_read():
             self.Account.objects.create(name="ann")
+            # Replay resumes 0.3 s after the write, however long it took.
+            threading.Timer(0.3, in_a_new_context, [resume]).start()
             started = time.monotonic()
             served = self.served_by(self.Account.objects.count)
             return served, time.monotonic() - started
@@ -617,6 +623,8 @@ class ReadYourWritesTests(ReplicaTestCase):
         resume = self.pause_replay()
         # Another context's write, which this one needn't see.
         in_a_new_context(lambda: self.Account.objects.create(name="ann"))
+        # Received, not replayed, and 0.3 s later: 0.3 s behind.
+        self.wait_for_replay(received=True)
         time.sleep(0.3)
         with self.assertLogs("django.db.replicas", "WARNING") as logs:
             served = self.served_by(self.Account.objects.count)
@@ -643,6 +651,8 @@ class ReadYourWritesTests(ReplicaTestCase):
             served = in_a_new_context(lambda: self.served_by(lambda: len(slow)))
         # Tried on the replica, served by the database; the replica stays in.
         self.assertEqual(served, ({"r", "r_replica"}, 1))
+        with connections["r_replica"].cursor() as cursor:
+            cursor.execute("RESET statement_timeout")
         self.assertEqual(
             in_a_new_context(lambda: self.served_by(self.Account.objects.count)),
             ({"r_replica"}, 1),

@@ -724,12 +724,12 @@ class CrashTests(BankTestCase):
 @skipUnless(SUPPORTED, "needs a backend with two-phase commit")
 class ConcurrentRecoveryTests(BankTestCase):
     def test_recovery_while_transfers_run(self):
-        # With min_age above the duration of a transfer, recovery never
-        # touches a transfer in flight.
+        # With min_age far above the duration of a transfer (even on a busy
+        # machine), recovery never touches a transfer in flight.
         worker = start_worker(300)
         runs = 0
         while worker.poll() is None:
-            transaction.recover(using=["a", "b"], min_age=5)
+            transaction.recover(using=["a", "b"], min_age=60)
             runs += 1
         out, err = worker.communicate()
         self.assertEqual(worker.returncode, 0, err)
@@ -1084,9 +1084,21 @@ def terminate_session(alias):
                 cursor.execute("SELECT pg_terminate_backend(%s, 10000)", [pid])
                 assert cursor.fetchone()[0] is True
             else:
-                cursor.execute(
-                    "KILL CONNECTION %s", [connections[alias].connection.thread_id()]
-                )
+                thread_id = connections[alias].connection.thread_id()
+                cursor.execute("KILL CONNECTION %s", [thread_id])
+                # KILL returns before the session has ended (and let go of
+                # its prepared transaction): wait for it, as PostgreSQL does.
+                deadline = time.monotonic() + 10
+                while True:
+                    cursor.execute(
+                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                        "WHERE ID = %s",
+                        [thread_id],
+                    )
+                    if not cursor.fetchone()[0]:
+                        break
+                    assert time.monotonic() < deadline, "the session didn't end"
+                    time.sleep(0.01)
     finally:
         other.close()
 
