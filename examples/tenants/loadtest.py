@@ -297,7 +297,7 @@ async def run_load(args, env, store, socket_path: str, server) -> list[str]:
         )
         problems = list(load.failures)
         if set(process_tree(server.pid)) != processes:
-            # Its requests in flight fail with a connection reset.
+            # Its requests in flight failed too: closed or reset connections.
             problems.append(
                 "uvicorn replaced a worker during the load: it died or didn't "
                 "answer uvicorn's health check in time"
